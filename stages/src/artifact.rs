@@ -1,0 +1,80 @@
+//! Artifacts flowing between stages: Arrow tables and model weights.
+
+use std::collections::BTreeMap;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::error::StageError;
+
+/// One output of a stage.
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A table, stored as Parquet.
+    Table(RecordBatch),
+    /// Model weights, already serialized as safetensors bytes.
+    Weights(Vec<u8>),
+}
+
+impl Artifact {
+    /// The table inside, or an error naming `what` when this is not a table.
+    pub fn table(&self, what: &str) -> Result<&RecordBatch, StageError> {
+        match self {
+            Artifact::Table(t) => Ok(t),
+            Artifact::Weights(_) => Err(StageError::Input(format!("input `{what}` is weights, expected a table"))),
+        }
+    }
+
+    /// The file extension this artifact is stored under.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Artifact::Table(_) => "parquet",
+            Artifact::Weights(_) => "safetensors",
+        }
+    }
+}
+
+/// Inputs of a stage run: input name → one or more artifacts, each tagged with the id of the
+/// stage instance that produced it (a reference to a matrix stage binds all its instances).
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    map: BTreeMap<String, Vec<(String, Artifact)>>,
+}
+
+impl Inputs {
+    /// Adds an artifact under `name`, produced by stage `from`.
+    pub fn push(&mut self, name: impl Into<String>, from: impl Into<String>, artifact: Artifact) {
+        self.map.entry(name.into()).or_default().push((from.into(), artifact));
+    }
+
+    /// Exactly one artifact bound to `name`.
+    pub fn one(&self, name: &str) -> Result<&Artifact, StageError> {
+        match self.map.get(name).map(Vec::as_slice) {
+            Some([(_, a)]) => Ok(a),
+            Some([]) | None => Err(StageError::Input(format!("missing input `{name}`"))),
+            Some(many) => Err(StageError::Input(format!("input `{name}` is bound to {} artifacts, expected one", many.len()))),
+        }
+    }
+
+    /// The single table bound to `name`.
+    pub fn table(&self, name: &str) -> Result<&RecordBatch, StageError> {
+        self.one(name)?.table(name)
+    }
+
+    /// Every artifact bound to `name` (empty when unbound).
+    pub fn all(&self, name: &str) -> &[(String, Artifact)] {
+        self.map.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether anything is bound to `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// Bound input names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+}
+
+/// Outputs of a stage run: output name → artifact. A BTreeMap so iteration is deterministic.
+pub type Outputs = BTreeMap<String, Artifact>;

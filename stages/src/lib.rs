@@ -1,0 +1,25 @@
+//! `s2r-stages`: the [`Stage`] trait, the [`Registry`] of built-in stages and every stage
+//! implementation (data, split, stats, synthetic world, engine-test utilities).
+//!
+//! A stage is a pure function of its inputs and params: it receives Arrow data and returns Arrow
+//! data (and model weights). It never prints, hashes, or touches files outside the scratch
+//! directory it is given (source-data stages read the paths their params name). No YAML, no
+//! petgraph, no cache here: those live in the engine.
+#![deny(missing_docs)]
+
+pub mod artifact;
+pub mod device;
+pub mod error;
+pub mod fingerprint;
+pub mod kinds;
+pub mod params;
+pub mod ratings;
+pub mod registry;
+pub mod stage;
+pub mod table;
+pub mod text;
+
+pub use artifact::{Artifact, Inputs, Outputs};
+pub use error::StageError;
+pub use registry::{Registered, Registry};
+pub use stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
