@@ -5,11 +5,11 @@ use std::sync::Arc;
 use crate::stage::Stage;
 
 pub mod data_anime;
-mod loader;
 pub mod data_movielens;
 pub mod data_split;
 pub mod data_stats;
 pub mod data_synth;
+mod loader;
 pub mod util;
 
 /// All built-in stages.

@@ -1,0 +1,239 @@
+//! The stage DAG (petgraph). `Graph<Building>` → [`Graph::seal`] → `Graph<Built>`: only a sealed
+//! graph (acyclic, every input bound to an existing stage) can be planned or executed.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::spec::{find_cycles, Pipeline, StageSpec};
+
+/// Typestate: edges may still be invalid.
+#[derive(Debug)]
+pub struct Building;
+/// Typestate: acyclic and fully connected.
+#[derive(Debug)]
+pub struct Built;
+
+/// The DAG: nodes are indices into `pipeline.stages`; an edge `a → b` means b reads an output of a.
+#[derive(Debug)]
+pub struct Graph<S> {
+    pipeline: Pipeline,
+    graph: DiGraph<usize, ()>,
+    nodes: Vec<NodeIndex>,
+    topo: Vec<usize>,
+    _state: PhantomData<S>,
+}
+
+impl Graph<Building> {
+    /// Builds the graph of `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        let mut graph = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len())
+            .map(|i| graph.add_node(i))
+            .collect();
+        let index: HashMap<&str, usize> = pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        for (i, s) in pipeline.stages.iter().enumerate() {
+            for b in &s.inputs {
+                if let Some(&j) = index.get(b.from.as_str()) {
+                    graph.update_edge(nodes[j], nodes[i], ());
+                }
+            }
+        }
+        Graph {
+            pipeline,
+            graph,
+            nodes,
+            topo: Vec::new(),
+            _state: PhantomData,
+        }
+    }
+
+    /// Checks that the graph is acyclic and every binding names a stage in it.
+    pub fn seal(self) -> Result<Graph<Built>, Diagnostics> {
+        let mut diags = Vec::new();
+        let ids: HashMap<&str, ()> = self
+            .pipeline
+            .stages
+            .iter()
+            .map(|s| (s.id.as_str(), ()))
+            .collect();
+        for s in &self.pipeline.stages {
+            for b in &s.inputs {
+                if !ids.contains_key(b.from.as_str()) {
+                    diags.push(Diagnostic::new(
+                        "graph::dangling",
+                        format!(
+                            "stage `{}` reads `{}.{}`, which is not in the graph",
+                            s.id, b.from, b.output
+                        ),
+                    ));
+                }
+            }
+        }
+        for c in find_cycles(&self.pipeline.stages) {
+            let path = c
+                .iter()
+                .chain(std::iter::once(&c[0]))
+                .map(|&i| format!("`{}`", self.pipeline.stages[i].id))
+                .collect::<Vec<_>>()
+                .join(" → ");
+            diags.push(Diagnostic::new(
+                "spec::cycle",
+                format!("the stages form a cycle: {path}"),
+            ));
+        }
+        if !diags.is_empty() {
+            return Err(Diagnostics(diags));
+        }
+        let order = petgraph::algo::toposort(&self.graph, None).expect("acyclic: checked above");
+        let topo = order.into_iter().map(|n| self.graph[n]).collect();
+        Ok(Graph {
+            pipeline: self.pipeline,
+            graph: self.graph,
+            nodes: self.nodes,
+            topo,
+            _state: PhantomData,
+        })
+    }
+}
+
+impl Graph<Built> {
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Stage `i`.
+    pub fn stage(&self, i: usize) -> &StageSpec {
+        &self.pipeline.stages[i]
+    }
+
+    /// Number of stages.
+    pub fn len(&self) -> usize {
+        self.pipeline.stages.len()
+    }
+
+    /// Whether there are no stages.
+    pub fn is_empty(&self) -> bool {
+        self.pipeline.stages.is_empty()
+    }
+
+    /// Stage indices in a dependency-respecting order.
+    pub fn topo(&self) -> &[usize] {
+        &self.topo
+    }
+
+    /// Stages whose outputs stage `i` reads.
+    pub fn dependencies(&self, i: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .edges_directed(self.nodes[i], petgraph::Direction::Incoming)
+            .map(|e| self.graph[e.source()])
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Stages that read stage `i`'s outputs.
+    pub fn dependents(&self, i: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .edges_directed(self.nodes[i], petgraph::Direction::Outgoing)
+            .map(|e| self.graph[e.target()])
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Index of the stage with id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.pipeline
+            .stages
+            .iter()
+            .position(|s| s.id.as_str() == id)
+    }
+
+    /// Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+            self.pipeline.name
+        );
+        for s in &self.pipeline.stages {
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}\"];\n",
+                s.id, s.id, s.kind
+            ));
+        }
+        for s in &self.pipeline.stages {
+            let mut seen = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+            for b in &s.inputs {
+                seen.entry(b.from.as_str()).or_default().push(&b.output);
+            }
+            for (from, outs) in seen {
+                out.push_str(&format!(
+                    "  \"{from}\" -> \"{}\" [label=\"{}\"];\n",
+                    s.id,
+                    outs.join(",")
+                ));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let node = |i: usize| format!("s{i}");
+        let index: HashMap<&str, usize> = self
+            .pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut out = String::from("flowchart LR\n");
+        for (i, s) in self.pipeline.stages.iter().enumerate() {
+            out.push_str(&format!(
+                "  {}[\"{}<br/><i>{}</i>\"]\n",
+                node(i),
+                s.id,
+                s.kind
+            ));
+        }
+        for (i, s) in self.pipeline.stages.iter().enumerate() {
+            let mut seen = std::collections::BTreeMap::<usize, Vec<&str>>::new();
+            for b in &s.inputs {
+                seen.entry(index[b.from.as_str()])
+                    .or_default()
+                    .push(&b.output);
+            }
+            for (from, outs) in seen {
+                out.push_str(&format!(
+                    "  {} -->|{}| {}\n",
+                    node(from),
+                    outs.join(","),
+                    node(i)
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Loads, validates and seals a pipeline file.
+pub fn load(
+    path: &std::path::Path,
+    overrides: &[String],
+    registry: &s2r_stages::Registry,
+) -> Result<Graph<Built>, Diagnostics> {
+    Graph::new(crate::spec::load_pipeline(path, overrides, registry)?).seal()
+}
