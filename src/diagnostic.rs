@@ -33,13 +33,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic without location or hint.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            location: None,
-            hint: None,
-            source_line: None,
-        }
+        Self { code, message: message.into(), location: None, hint: None, source_line: None }
     }
 
     /// Adds a hint.
@@ -79,11 +73,7 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "{d}")?;
         }
         let n = self.0.len();
-        write!(
-            f,
-            "{n} error{} in the pipeline",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} error{} in the pipeline", if n == 1 { "" } else { "s" })
     }
 }
 
@@ -91,16 +81,9 @@ impl std::error::Error for Diagnostics {}
 
 /// The known names nearest to `name` (Jaro–Winkler ≥ 0.7, best first, at most 3).
 pub fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut scored: Vec<(f64, &str)> = known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(s, _)| *s >= 0.7)
-        .collect();
-    scored.sort_by(|a, b| {
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(b.1))
-    });
+    let mut scored: Vec<(f64, &str)> =
+        known.into_iter().map(|k| (strsim::jaro_winkler(name, k), k)).filter(|(s, _)| *s >= 0.7).collect();
+    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(b.1)));
     scored.into_iter().take(3).map(|(_, k)| k).collect()
 }
 
@@ -115,12 +98,6 @@ pub fn suggest<'a>(name: &str, known: impl IntoIterator<Item = &'a str> + Clone)
             format!("known: {}", all.join(", "))
         }
     } else {
-        format!(
-            "did you mean {}?",
-            near.iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("did you mean {}?", near.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
     }
 }

@@ -36,9 +36,7 @@ pub struct ExecOptions {
 impl Default for ExecOptions {
     fn default() -> Self {
         Self {
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             gpus: s2r_stages::device::cuda_device_count(),
             cancel: Arc::new(AtomicBool::new(false)),
         }
@@ -66,19 +64,12 @@ impl RunSummary {
     /// Whether any stage failed, was skipped or aborted.
     pub fn failed(&self) -> bool {
         self.interrupted
-            || self
-                .results
-                .iter()
-                .any(|r| matches!(r.status, Status::Failed | Status::Skipped | Status::Aborted))
+            || self.results.iter().any(|r| matches!(r.status, Status::Failed | Status::Skipped | Status::Aborted))
     }
 
     /// Stages with a given status.
     pub fn with_status(&self, s: Status) -> Vec<&str> {
-        self.results
-            .iter()
-            .filter(|r| r.status == s)
-            .map(|r| r.id.as_str())
-            .collect()
+        self.results.iter().filter(|r| r.status == s).map(|r| r.id.as_str()).collect()
     }
 }
 
@@ -107,43 +98,30 @@ pub fn fingerprint(
     gpus: usize,
 ) -> Result<Fingerprint, String> {
     let spec = graph.stage(idx);
-    let reg = registry
-        .get(&spec.kind)
-        .ok_or_else(|| format!("unknown kind `{}`", spec.kind))?;
+    let reg = registry.get(&spec.kind).ok_or_else(|| format!("unknown kind `{}`", spec.kind))?;
     let mut params = spec.params.clone();
     let mut sources = BTreeMap::new();
     for src in reg.stage.sources(&spec.params) {
-        let h = store
-            .hash_source(&src)
-            .map_err(|e| format!("source `{}`: {e}", src.display()))?;
+        let h = store.hash_source(&src).map_err(|e| format!("source `{}`: {e}", src.display()))?;
         let text = src.to_string_lossy().into_owned();
         replace_string(&mut params, &text, &format!("source:{h}"));
         sources.insert(text, h);
     }
     // Source paths are keyed by content, so the same data under another path hits the cache.
-    let sources: BTreeMap<String, String> = sources
-        .into_values()
-        .enumerate()
-        .map(|(i, h)| (format!("source{i}"), h))
-        .collect();
+    let sources: BTreeMap<String, String> =
+        sources.into_values().enumerate().map(|(i, h)| (format!("source{i}"), h)).collect();
     let mut inputs: BTreeMap<String, Vec<InputRef>> = BTreeMap::new();
     for b in &spec.inputs {
-        let outs = upstream(b.from.as_str())
-            .ok_or_else(|| format!("upstream `{}` has no result", b.from))?;
-        let o = outs
-            .get(&b.output)
-            .ok_or_else(|| format!("upstream `{}` produced no output `{}`", b.from, b.output))?;
+        let outs = upstream(b.from.as_str()).ok_or_else(|| format!("upstream `{}` has no result", b.from))?;
+        let o =
+            outs.get(&b.output).ok_or_else(|| format!("upstream `{}` produced no output `{}`", b.from, b.output))?;
         inputs.entry(b.input.clone()).or_default().push(InputRef {
             from: b.from.to_string(),
             output: b.output.clone(),
             hash: o.hash.clone(),
         });
     }
-    let device = if spec.resources.gpu > 0 && gpus > 0 {
-        "cuda"
-    } else {
-        "cpu"
-    };
+    let device = if spec.resources.gpu > 0 && gpus > 0 { "cuda" } else { "cpu" };
     Ok(Fingerprint {
         version: KEY_VERSION,
         kind: spec.kind.clone(),
@@ -166,10 +144,7 @@ fn replace_string(v: &mut Value, from: &str, to: &str) {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 struct Job<'a> {
@@ -201,8 +176,7 @@ impl Job<'_> {
             objects: BTreeMap::new(),
             device: None,
             error: None,
-            note: force
-                .then(|| "rerun: an output of this stage was corrupt or missing".to_string()),
+            note: force.then(|| "rerun: an output of this stage was corrupt or missing".to_string()),
         };
         let fail = |mut r: StageResult, e: String| {
             r.error = Some(e);
@@ -225,18 +199,10 @@ impl Job<'_> {
         let pipeline = self.graph.pipeline().name.clone();
         let hit = |r: &mut StageResult, m: Manifest| {
             r.status = Status::Cached;
-            r.outputs = m
-                .outputs
-                .iter()
-                .map(|(k, o)| (k.clone(), o.hash.clone()))
-                .collect();
+            r.outputs = m.outputs.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
             r.objects = m.outputs.clone();
             r.device = Some(m.fingerprint.device.clone());
-            if self
-                .store
-                .last(&pipeline, spec.id.as_str())
-                .is_none_or(|l| l.key != m.key)
-            {
+            if self.store.last(&pipeline, spec.id.as_str()).is_none_or(|l| l.key != m.key) {
                 let mut mine = m;
                 mine.stage_id = spec.id.to_string();
                 mine.pipeline = pipeline.clone();
@@ -297,14 +263,8 @@ impl Job<'_> {
                 Err(e) => return fail(result, e.to_string()),
             }
         }
-        let reg = self
-            .registry
-            .get(&spec.kind)
-            .expect("kinds are validated at load");
-        let scratch = match tempfile::Builder::new()
-            .prefix("scratch-")
-            .tempdir_in(self.store.root().join("tmp"))
-        {
+        let reg = self.registry.get(&spec.kind).expect("kinds are validated at load");
+        let scratch = match tempfile::Builder::new().prefix("scratch-").tempdir_in(self.store.root().join("tmp")) {
             Ok(d) => d,
             Err(e) => return fail(result, format!("cannot create a scratch dir: {e}")),
         };
@@ -312,18 +272,10 @@ impl Job<'_> {
         let progress: s2r_stages::stage::ProgressFn = Arc::new(move |f, m: &str| {
             let _ = txp.send(Msg::Progress(idx, f, m.to_string()));
         });
-        let ctx = Context::new(
-            scratch.path().to_path_buf(),
-            threads,
-            device,
-            progress,
-            self.opts.cancel.clone(),
-        );
+        let ctx = Context::new(scratch.path().to_path_buf(), threads, device, progress, self.opts.cancel.clone());
         cap_threads(threads);
         result.device = Some(device.class().to_string());
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            reg.stage.run(&ctx, &inputs, &spec.params)
-        }));
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| reg.stage.run(&ctx, &inputs, &spec.params)));
         drop(inputs);
         let outputs = match run {
             Ok(Ok(o)) => o,
@@ -352,10 +304,7 @@ impl Job<'_> {
             }
         }
         if let Some(extra) = outputs.keys().find(|k| !declared.contains(&k.as_str())) {
-            return fail(
-                result,
-                format!("stage produced an undeclared output `{extra}`"),
-            );
+            return fail(result, format!("stage produced an undeclared output `{extra}`"));
         }
         let mut objects = BTreeMap::new();
         for (name, artifact) in &outputs {
@@ -376,19 +325,13 @@ impl Job<'_> {
             outputs: objects.clone(),
             seconds,
             created_unix: now_unix(),
-            versions: BTreeMap::from([(
-                "s2r-pipe".to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            )]),
+            versions: BTreeMap::from([("s2r-pipe".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
         };
         if let Err(e) = self.store.put_entry(&manifest) {
             return fail(result, e.to_string());
         }
         result.status = Status::Ran;
-        result.outputs = objects
-            .iter()
-            .map(|(k, o)| (k.clone(), o.hash.clone()))
-            .collect();
+        result.outputs = objects.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
         result.objects = objects;
         result.seconds = seconds;
         Outcome::Done(result)
@@ -396,21 +339,9 @@ impl Job<'_> {
 }
 
 /// Queues every waiting dependent of `i` whose dependencies are all done.
-fn release(
-    graph: &Graph<Built>,
-    state: &[State],
-    queued: &mut [bool],
-    ready: &mut VecDeque<usize>,
-    i: usize,
-) {
+fn release(graph: &Graph<Built>, state: &[State], queued: &mut [bool], ready: &mut VecDeque<usize>, i: usize) {
     for d in graph.dependents(i) {
-        if state[d] == State::Waiting
-            && !queued[d]
-            && graph
-                .dependencies(d)
-                .iter()
-                .all(|&x| state[x] == State::Done)
-        {
+        if state[d] == State::Waiting && !queued[d] && graph.dependencies(d).iter().all(|&x| state[x] == State::Done) {
             queued[d] = true;
             ready.push_back(d);
         }
@@ -447,12 +378,8 @@ pub fn execute(
     let mut queued = vec![false; n];
     let mut force = vec![false; n];
     let mut reruns = vec![0u32; n];
-    let mut ready: VecDeque<usize> = graph
-        .topo()
-        .iter()
-        .copied()
-        .filter(|&i| graph.dependencies(i).is_empty())
-        .collect();
+    let mut ready: VecDeque<usize> =
+        graph.topo().iter().copied().filter(|&i| graph.dependencies(i).is_empty()).collect();
     for &i in &ready {
         queued[i] = true;
     }
@@ -461,16 +388,8 @@ pub fn execute(
     let mut gpu_in_use = vec![false; opts.gpus];
     let mut held: Vec<(usize, Option<usize>)> = vec![(0, None); n];
     let mut interrupted = false;
-    sink.on(&Event::Begin {
-        pipeline: graph.pipeline().name.clone(),
-        total: n,
-    });
-    let job = Job {
-        graph,
-        registry,
-        store,
-        opts,
-    };
+    sink.on(&Event::Begin { pipeline: graph.pipeline().name.clone(), total: n });
+    let job = Job { graph, registry, store, opts };
     let id_of = |i: usize| graph.stage(i).id.to_string();
 
     pool.in_place_scope(|scope| {
@@ -486,19 +405,13 @@ pub fn execute(
                 let spec = graph.stage(i);
                 let deps = graph.dependencies(i);
                 let blocked = deps.iter().find(|&&d| {
-                    results[d]
-                        .as_ref()
-                        .is_some_and(|r| r.status != Status::Cached && r.status != Status::Ran)
+                    results[d].as_ref().is_some_and(|r| r.status != Status::Cached && r.status != Status::Ran)
                 });
                 if interrupted || blocked.is_some() {
                     let r = StageResult {
                         id: spec.id.to_string(),
                         kind: spec.kind.clone(),
-                        status: if interrupted {
-                            Status::Aborted
-                        } else {
-                            Status::Skipped
-                        },
+                        status: if interrupted { Status::Aborted } else { Status::Skipped },
                         seconds: 0.0,
                         key: None,
                         outputs: BTreeMap::new(),
@@ -508,10 +421,7 @@ pub fn execute(
                             format!(
                                 "upstream `{}` {}",
                                 id_of(d),
-                                results[d]
-                                    .as_ref()
-                                    .map(|r| r.status.as_str())
-                                    .unwrap_or("failed")
+                                results[d].as_ref().map(|r| r.status.as_str()).unwrap_or("failed")
                             )
                         }),
                         note: None,
@@ -541,21 +451,10 @@ pub fn execute(
                 held[i] = (cpu, gpu);
                 state[i] = State::Running;
                 running += 1;
-                sink.on(&Event::Started {
-                    id: spec.id.to_string(),
-                    kind: spec.kind.clone(),
-                });
+                sink.on(&Event::Started { id: spec.id.to_string(), kind: spec.kind.clone() });
                 let upstream: BTreeMap<String, BTreeMap<String, ObjectRef>> = deps
                     .iter()
-                    .map(|&d| {
-                        (
-                            id_of(d),
-                            results[d]
-                                .as_ref()
-                                .map(|r| r.objects.clone())
-                                .unwrap_or_default(),
-                        )
-                    })
+                    .map(|&d| (id_of(d), results[d].as_ref().map(|r| r.objects.clone()).unwrap_or_default()))
                     .collect();
                 let device = gpu.map(Device::Cuda).unwrap_or(Device::Cpu);
                 let tx = tx.clone();
@@ -574,11 +473,7 @@ pub fn execute(
                 break; // nothing can make progress (should not happen on a sealed graph)
             }
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Msg::Progress(i, f, m)) => sink.on(&Event::Progress {
-                    id: id_of(i),
-                    fraction: f,
-                    message: m,
-                }),
+                Ok(Msg::Progress(i, f, m)) => sink.on(&Event::Progress { id: id_of(i), fraction: f, message: m }),
                 Ok(Msg::Finished(i, outcome)) => {
                     running -= 1;
                     let (cpu, gpu) = held[i];
@@ -595,11 +490,7 @@ pub fn execute(
                             done += 1;
                             release(graph, &state, &mut queued, &mut ready, i);
                         }
-                        Outcome::BadInput {
-                            producer,
-                            error,
-                            seconds,
-                        } => {
+                        Outcome::BadInput { producer, error, seconds } => {
                             let p = graph.index_of(&producer).expect("producer is in the graph");
                             if reruns[p] >= 1 && state[p] != State::Done {
                                 // The producer is already being rerun for another consumer.
@@ -618,9 +509,7 @@ pub fn execute(
                                     outputs: BTreeMap::new(),
                                     objects: BTreeMap::new(),
                                     device: None,
-                                    error: Some(format!(
-                                        "{error} (again after rerunning `{producer}`)"
-                                    )),
+                                    error: Some(format!("{error} (again after rerunning `{producer}`)")),
                                     note: None,
                                 };
                                 sink.on(&Event::Finished(r.clone()));

@@ -31,15 +31,8 @@ impl Graph<Building> {
     /// Builds the graph of `pipeline`.
     pub fn new(pipeline: Pipeline) -> Self {
         let mut graph = DiGraph::new();
-        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len())
-            .map(|i| graph.add_node(i))
-            .collect();
-        let index: HashMap<&str, usize> = pipeline
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len()).map(|i| graph.add_node(i)).collect();
+        let index: HashMap<&str, usize> = pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
         for (i, s) in pipeline.stages.iter().enumerate() {
             for b in &s.inputs {
                 if let Some(&j) = index.get(b.from.as_str()) {
@@ -47,33 +40,19 @@ impl Graph<Building> {
                 }
             }
         }
-        Graph {
-            pipeline,
-            graph,
-            nodes,
-            topo: Vec::new(),
-            _state: PhantomData,
-        }
+        Graph { pipeline, graph, nodes, topo: Vec::new(), _state: PhantomData }
     }
 
     /// Checks that the graph is acyclic and every binding names a stage in it.
     pub fn seal(self) -> Result<Graph<Built>, Diagnostics> {
         let mut diags = Vec::new();
-        let ids: HashMap<&str, ()> = self
-            .pipeline
-            .stages
-            .iter()
-            .map(|s| (s.id.as_str(), ()))
-            .collect();
+        let ids: HashMap<&str, ()> = self.pipeline.stages.iter().map(|s| (s.id.as_str(), ())).collect();
         for s in &self.pipeline.stages {
             for b in &s.inputs {
                 if !ids.contains_key(b.from.as_str()) {
                     diags.push(Diagnostic::new(
                         "graph::dangling",
-                        format!(
-                            "stage `{}` reads `{}.{}`, which is not in the graph",
-                            s.id, b.from, b.output
-                        ),
+                        format!("stage `{}` reads `{}.{}`, which is not in the graph", s.id, b.from, b.output),
                     ));
                 }
             }
@@ -85,23 +64,14 @@ impl Graph<Building> {
                 .map(|&i| format!("`{}`", self.pipeline.stages[i].id))
                 .collect::<Vec<_>>()
                 .join(" → ");
-            diags.push(Diagnostic::new(
-                "spec::cycle",
-                format!("the stages form a cycle: {path}"),
-            ));
+            diags.push(Diagnostic::new("spec::cycle", format!("the stages form a cycle: {path}")));
         }
         if !diags.is_empty() {
             return Err(Diagnostics(diags));
         }
         let order = petgraph::algo::toposort(&self.graph, None).expect("acyclic: checked above");
         let topo = order.into_iter().map(|n| self.graph[n]).collect();
-        Ok(Graph {
-            pipeline: self.pipeline,
-            graph: self.graph,
-            nodes: self.nodes,
-            topo,
-            _state: PhantomData,
-        })
+        Ok(Graph { pipeline: self.pipeline, graph: self.graph, nodes: self.nodes, topo, _state: PhantomData })
     }
 }
 
@@ -155,23 +125,15 @@ impl Graph<Built> {
 
     /// Index of the stage with id `id`.
     pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.pipeline
-            .stages
-            .iter()
-            .position(|s| s.id.as_str() == id)
+        self.pipeline.stages.iter().position(|s| s.id.as_str() == id)
     }
 
     /// Graphviz DOT.
     pub fn to_dot(&self) -> String {
-        let mut out = format!(
-            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-            self.pipeline.name
-        );
+        let mut out =
+            format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n", self.pipeline.name);
         for s in &self.pipeline.stages {
-            out.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\"];\n",
-                s.id, s.id, s.kind
-            ));
+            out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", s.id, s.id, s.kind));
         }
         for s in &self.pipeline.stages {
             let mut seen = std::collections::BTreeMap::<&str, Vec<&str>>::new();
@@ -179,11 +141,7 @@ impl Graph<Built> {
                 seen.entry(b.from.as_str()).or_default().push(&b.output);
             }
             for (from, outs) in seen {
-                out.push_str(&format!(
-                    "  \"{from}\" -> \"{}\" [label=\"{}\"];\n",
-                    s.id,
-                    outs.join(",")
-                ));
+                out.push_str(&format!("  \"{from}\" -> \"{}\" [label=\"{}\"];\n", s.id, outs.join(",")));
             }
         }
         out.push_str("}\n");
@@ -193,36 +151,19 @@ impl Graph<Built> {
     /// Mermaid flowchart.
     pub fn to_mermaid(&self) -> String {
         let node = |i: usize| format!("s{i}");
-        let index: HashMap<&str, usize> = self
-            .pipeline
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> =
+            self.pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
         let mut out = String::from("flowchart LR\n");
         for (i, s) in self.pipeline.stages.iter().enumerate() {
-            out.push_str(&format!(
-                "  {}[\"{}<br/><i>{}</i>\"]\n",
-                node(i),
-                s.id,
-                s.kind
-            ));
+            out.push_str(&format!("  {}[\"{}<br/><i>{}</i>\"]\n", node(i), s.id, s.kind));
         }
         for (i, s) in self.pipeline.stages.iter().enumerate() {
             let mut seen = std::collections::BTreeMap::<usize, Vec<&str>>::new();
             for b in &s.inputs {
-                seen.entry(index[b.from.as_str()])
-                    .or_default()
-                    .push(&b.output);
+                seen.entry(index[b.from.as_str()]).or_default().push(&b.output);
             }
             for (from, outs) in seen {
-                out.push_str(&format!(
-                    "  {} -->|{}| {}\n",
-                    node(from),
-                    outs.join(","),
-                    node(i)
-                ));
+                out.push_str(&format!("  {} -->|{}| {}\n", node(from), outs.join(","), node(i)));
             }
         }
         out

@@ -44,8 +44,7 @@ impl Fingerprint {
     /// The cache key (blake3 hex).
     pub fn key(&self) -> String {
         let mut h = blake3::Hasher::new();
-        let bytes =
-            serde_json::to_vec(&canonical_fingerprint(self)).expect("fingerprints serialize");
+        let bytes = serde_json::to_vec(&canonical_fingerprint(self)).expect("fingerprints serialize");
         h.update(&bytes);
         h.finalize().to_hex().to_string()
     }
@@ -60,8 +59,7 @@ fn canonical_fingerprint(f: &Fingerprint) -> Value {
 pub fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, Value> =
-                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
             let mut out = serde_json::Map::new();
             for (k, v) in sorted {
                 out.insert(k.clone(), v);
@@ -104,10 +102,7 @@ mod tests {
         let a = fp(serde_json::from_str(r#"{"a": 1.0, "b": {"x": 2, "y": [1, 2.5]}}"#).unwrap());
         let b = fp(serde_json::from_str(r#"{"b": {"y": [1, 2.5], "x": 2.0}, "a": 1}"#).unwrap());
         assert_eq!(a.key(), b.key());
-        assert_ne!(
-            a.key(),
-            fp(json!({"a": 1.5, "b": {"x": 2, "y": [1, 2.5]}})).key()
-        );
+        assert_ne!(a.key(), fp(json!({"a": 1.5, "b": {"x": 2, "y": [1, 2.5]}})).key());
     }
 
     #[test]
@@ -127,14 +122,7 @@ mod tests {
         f.device = "cuda".into();
         v.push(f);
         let mut f = base.clone();
-        f.inputs.insert(
-            "x".into(),
-            vec![InputRef {
-                from: "s".into(),
-                output: "o".into(),
-                hash: "h".into(),
-            }],
-        );
+        f.inputs.insert("x".into(), vec![InputRef { from: "s".into(), output: "o".into(), hash: "h".into() }]);
         v.push(f);
         let mut f = base.clone();
         f.sources.insert("path".into(), "h".into());

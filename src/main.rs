@@ -131,10 +131,7 @@ impl std::error::Error for ConfigError {}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("S2R_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("S2R_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -166,11 +163,7 @@ fn open_store(dir: &Path) -> Result<Store> {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run {
-            p,
-            jobs,
-            report: report_path,
-        } => {
+        Command::Run { p, jobs, report: report_path } => {
             let graph = load_graph(&p, &registry)?;
             let store = open_store(&cli.cache_dir)?;
             let mut opts = ExecOptions::default();
@@ -206,21 +199,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
             }
-            Ok(if summary.failed() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if summary.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Plan { p, json } => {
             let graph = load_graph(&p, &registry)?;
             let store = open_store(&cli.cache_dir)?;
-            let pl = plan(
-                &graph,
-                &registry,
-                &store,
-                s2r_stages::device::cuda_device_count(),
-            );
+            let pl = plan(&graph, &registry, &store, s2r_stages::device::cuda_device_count());
             if json {
                 println!("{}", serde_json::to_string_pretty(&pl)?);
             } else {
@@ -239,12 +223,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cat {
-            p,
-            output,
-            format,
-            limit,
-        } => {
+        Command::Cat { p, output, format, limit } => {
             let (store, obj) = resolve_output(&cli.cache_dir, &p, &output, &registry)?;
             match store.get(&obj)? {
                 Artifact::Table(t) => print!("{}", render(&t, format, limit)?),
@@ -268,19 +247,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         "    param  {:<18} {} ({}) — {}",
                         p.name,
                         p.ty,
-                        p.default
-                            .map(|d| format!("default {d}"))
-                            .unwrap_or_else(|| "required".into()),
+                        p.default.map(|d| format!("default {d}")).unwrap_or_else(|| "required".into()),
                         p.help
                     );
                 }
                 for i in r.stage.inputs() {
-                    println!(
-                        "    input  {:<18} {}{}",
-                        i.name,
-                        if i.required { "" } else { "(optional) " },
-                        i.help
-                    );
+                    println!("    input  {:<18} {}{}", i.name, if i.required { "" } else { "(optional) " }, i.help);
                 }
                 for o in r.stage.outputs() {
                     println!("    output {:<18} {}", o.name, o.help);
@@ -303,12 +275,7 @@ fn resolve_output(
         return Err(ConfigError(format!("`{output}` is not `stage.output`")).into());
     };
     let Some(i) = graph.index_of(stage) else {
-        let ids: Vec<&str> = graph
-            .pipeline()
-            .stages
-            .iter()
-            .map(|s| s.id.as_str())
-            .collect();
+        let ids: Vec<&str> = graph.pipeline().stages.iter().map(|s| s.id.as_str()).collect();
         return Err(ConfigError(format!(
             "no stage `{stage}` in `{}`; {}",
             p.pipeline.display(),
@@ -317,32 +284,16 @@ fn resolve_output(
         .into());
     };
     let kind = &graph.stage(i).kind;
-    let outputs: Vec<&str> = registry
-        .get(kind)
-        .expect("validated")
-        .stage
-        .outputs()
-        .iter()
-        .map(|o| o.name)
-        .collect();
+    let outputs: Vec<&str> = registry.get(kind).expect("validated").stage.outputs().iter().map(|o| o.name).collect();
     if !outputs.contains(&out) {
         return Err(ConfigError(format!(
             "`{stage}` ({kind}) has no output `{out}`; its outputs are {}",
-            outputs
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            outputs.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
         ))
         .into());
     }
     let store = open_store(cache)?;
-    let pl = plan(
-        &graph,
-        registry,
-        &store,
-        s2r_stages::device::cuda_device_count(),
-    );
+    let pl = plan(&graph, registry, &store, s2r_stages::device::cuda_device_count());
     let item = &pl.stages[i];
     if item.action != Action::Cached {
         bail!(
@@ -351,11 +302,7 @@ fn resolve_output(
             p.pipeline.display()
         );
     }
-    let obj = item
-        .outputs
-        .get(out)
-        .cloned()
-        .with_context(|| format!("the cache entry of `{stage}` lacks `{out}`"))?;
+    let obj = item.outputs.get(out).cloned().with_context(|| format!("the cache entry of `{stage}` lacks `{out}`"))?;
     Ok((store, obj))
 }
 
@@ -364,10 +311,7 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
     match command {
         CacheCommand::Ls => {
             let entries = store.entries()?;
-            println!(
-                "{:<16}  {:<40}  {:<16}  {:>10}  {:>8}",
-                "key", "stage", "kind", "bytes", "seconds"
-            );
+            println!("{:<16}  {:<40}  {:<16}  {:>10}  {:>8}", "key", "stage", "kind", "bytes", "seconds");
             let mut total = 0;
             for m in &entries {
                 let bytes: u64 = m.outputs.values().map(|o| o.bytes).sum();
@@ -381,11 +325,7 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
                     m.seconds
                 );
             }
-            println!(
-                "{} entries, {} bytes in their objects",
-                entries.len(),
-                total
-            );
+            println!("{} entries, {} bytes in their objects", entries.len(), total);
             Ok(ExitCode::SUCCESS)
         }
         CacheCommand::Verify => {
@@ -403,25 +343,13 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
             }
             let mut dropped = 0;
             for m in store.entries()? {
-                if m.outputs
-                    .values()
-                    .any(|o| bad.contains(&o.hash) || !store.object_path(&o.hash, &o.ext).exists())
-                {
+                if m.outputs.values().any(|o| bad.contains(&o.hash) || !store.object_path(&o.hash, &o.ext).exists()) {
                     store.remove_entry(&m.key)?;
                     dropped += 1;
                 }
             }
-            println!(
-                "{} objects verified, {} corrupt removed, {} entries dropped",
-                objects.len(),
-                bad.len(),
-                dropped
-            );
-            Ok(if bad.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            println!("{} objects verified, {} corrupt removed, {} entries dropped", objects.len(), bad.len(), dropped);
+            Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         CacheCommand::Gc { pipelines, dry_run } => {
             let verb = if dry_run { "would remove" } else { "removed" };
@@ -437,25 +365,17 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
                         }
                     }
                 }
-                let (kept, gone): (Vec<_>, Vec<_>) =
-                    entries.into_iter().partition(|m| keep.contains(&m.key));
+                let (kept, gone): (Vec<_>, Vec<_>) = entries.into_iter().partition(|m| keep.contains(&m.key));
                 for m in &gone {
-                    println!(
-                        "{verb} entry {} ({}/{})",
-                        &m.key[..16],
-                        m.pipeline,
-                        m.stage_id
-                    );
+                    println!("{verb} entry {} ({}/{})", &m.key[..16], m.pipeline, m.stage_id);
                     if !dry_run {
                         store.remove_entry(&m.key)?;
                     }
                 }
                 entries = kept;
             }
-            let referenced: std::collections::HashSet<String> = entries
-                .iter()
-                .flat_map(|m| m.outputs.values().map(|o| o.hash.clone()))
-                .collect();
+            let referenced: std::collections::HashSet<String> =
+                entries.iter().flat_map(|m| m.outputs.values().map(|o| o.hash.clone())).collect();
             let mut freed = 0u64;
             let mut n = 0;
             for (hash, ext, size) in store.objects()? {
@@ -467,10 +387,7 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
                     }
                 }
             }
-            println!(
-                "{verb} {n} unreferenced objects ({freed} bytes) and {} temp files",
-                tmp.len()
-            );
+            println!("{verb} {n} unreferenced objects ({freed} bytes) and {} temp files", tmp.len());
             Ok(ExitCode::SUCCESS)
         }
     }

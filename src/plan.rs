@@ -52,15 +52,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, x) in m {
-                flatten(
-                    &if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    },
-                    x,
-                    out,
-                );
+                flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, x, out);
             }
         }
         other => {
@@ -109,14 +101,8 @@ pub fn diff(old: &Fingerprint, new: &Fingerprint) -> Vec<String> {
         match old.inputs.get(name) {
             None => reasons.push(format!("input `{name}` added")),
             Some(o) if o != refs => {
-                let from: Vec<String> = refs
-                    .iter()
-                    .map(|r| format!("`{}.{}`", r.from, r.output))
-                    .collect();
-                reasons.push(format!(
-                    "input `{name}` changed (content of {})",
-                    from.join(", ")
-                ));
+                let from: Vec<String> = refs.iter().map(|r| format!("`{}.{}`", r.from, r.output)).collect();
+                reasons.push(format!("input `{name}` changed (content of {})", from.join(", ")));
             }
             _ => {}
         }
@@ -125,10 +111,7 @@ pub fn diff(old: &Fingerprint, new: &Fingerprint) -> Vec<String> {
         reasons.push(format!("input `{name}` removed"));
     }
     if old.global != new.global {
-        reasons.push(format!(
-            "library versions changed: {} → {}",
-            old.global, new.global
-        ));
+        reasons.push(format!("library versions changed: {} → {}", old.global, new.global));
     }
     if old.device != new.device {
         reasons.push(format!("device changed: {} → {}", old.device, new.device));
@@ -168,30 +151,23 @@ pub fn plan(graph: &Graph<Built>, registry: &Registry, store: &Store, gpus: usiz
             continue;
         }
         let lookup = |id: &str| -> Option<BTreeMap<String, ObjectRef>> {
-            graph
-                .index_of(id)
-                .and_then(|d| items[d].as_ref().map(|x| x.outputs.clone()))
+            graph.index_of(id).and_then(|d| items[d].as_ref().map(|x| x.outputs.clone()))
         };
         match fingerprint(graph, registry, store, i, &lookup, gpus) {
             Err(e) => item.reasons.push(format!("cannot compute its key: {e}")),
             Ok(fp) => {
                 let key = fp.key();
                 item.key = Some(key.clone());
-                match store
-                    .entry(&key)
-                    .ok()
-                    .flatten()
-                    .filter(|m| store.objects_present(m))
-                {
+                match store.entry(&key).ok().flatten().filter(|m| store.objects_present(m)) {
                     Some(m) => {
                         item.action = Action::Cached;
                         item.outputs = m.outputs;
                     }
                     None => match store.last(name, spec.id.as_str()) {
                         None => item.reasons.push("never run".into()),
-                        Some(last) if last.key == key => item.reasons.push(
-                            "its cache entry or objects are gone (evicted or corrupt)".into(),
-                        ),
+                        Some(last) if last.key == key => {
+                            item.reasons.push("its cache entry or objects are gone (evicted or corrupt)".into())
+                        }
                         Some(last) => {
                             let r = diff(&last.fingerprint, &fp);
                             if r.is_empty() {
@@ -206,23 +182,14 @@ pub fn plan(graph: &Graph<Built>, registry: &Registry, store: &Store, gpus: usiz
         items[i] = Some(item);
     }
     let _ = store.save_stat_cache();
-    Plan {
-        stages: items
-            .into_iter()
-            .map(|x| x.expect("every stage planned in topo order"))
-            .collect(),
-    }
+    Plan { stages: items.into_iter().map(|x| x.expect("every stage planned in topo order")).collect() }
 }
 
 impl Plan {
     /// Text rendering: one line per stage, reasons indented.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let runs = self
-            .stages
-            .iter()
-            .filter(|s| s.action == Action::Run)
-            .count();
+        let runs = self.stages.iter().filter(|s| s.action == Action::Run).count();
         for s in &self.stages {
             match s.action {
                 Action::Cached => out.push_str(&format!("  cached  {}\n", s.id)),
@@ -234,10 +201,7 @@ impl Plan {
                 }
             }
         }
-        out.push_str(&format!(
-            "{runs} of {} stages would run\n",
-            self.stages.len()
-        ));
+        out.push_str(&format!("{runs} of {} stages would run\n", self.stages.len()));
         out
     }
 }

@@ -27,13 +27,7 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Self {
-            multi,
-            bars: HashMap::new(),
-            overall: None,
-            fancy,
-            quiet,
-        }
+        Self { multi, bars: HashMap::new(), overall: None, fancy, quiet }
     }
 
     fn line(&self, text: String) {
@@ -52,11 +46,9 @@ impl Sink for Progress {
                 if self.fancy {
                     let pb = self.multi.add(ProgressBar::new(*total as u64));
                     pb.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:.bold} [{bar:30}] {pos}/{len} stages  {elapsed}",
-                        )
-                        .expect("template")
-                        .progress_chars("=> "),
+                        ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} stages  {elapsed}")
+                            .expect("template")
+                            .progress_chars("=> "),
                     );
                     pb.set_prefix(pipeline.clone());
                     self.overall = Some(pb);
@@ -66,19 +58,14 @@ impl Sink for Progress {
                 if self.fancy {
                     let pb = self.multi.add(ProgressBar::new(1000));
                     pb.set_style(
-                        ProgressStyle::with_template("  {spinner} {prefix} {wide_msg} {elapsed}")
-                            .expect("template"),
+                        ProgressStyle::with_template("  {spinner} {prefix} {wide_msg} {elapsed}").expect("template"),
                     );
                     pb.set_prefix(format!("{id} ({kind})"));
                     pb.enable_steady_tick(Duration::from_millis(120));
                     self.bars.insert(id.clone(), pb);
                 }
             }
-            Event::Progress {
-                id,
-                fraction,
-                message,
-            } => {
+            Event::Progress { id, fraction, message } => {
                 if let Some(pb) = self.bars.get(id) {
                     pb.set_position((fraction * 1000.0) as u64);
                     pb.set_message(format!("{:>3.0}% {message}", fraction * 100.0));
@@ -106,16 +93,10 @@ impl Sink for Progress {
                         (None, Some(n)) => format!(" ({n})"),
                         _ => String::new(),
                     };
-                    self.line(format!(
-                        "{mark} {} {} {:.2}s{extra}",
-                        r.id,
-                        r.status.as_str(),
-                        r.seconds
-                    ));
+                    self.line(format!("{mark} {} {} {:.2}s{extra}", r.id, r.status.as_str(), r.seconds));
                 }
             }
-            Event::Interrupted => self
-                .line("interrupted: abandoning running stages; nothing partial is cached".into()),
+            Event::Interrupted => self.line("interrupted: abandoning running stages; nothing partial is cached".into()),
         }
     }
 }

@@ -22,17 +22,8 @@ struct Report<'a> {
 /// "seconds", "key", "outputs": {"name": "hash"}, "error"?}], "objects_read", "bytes_read"}`.
 pub fn json(summary: &RunSummary) -> String {
     let mut counts = std::collections::BTreeMap::new();
-    for s in [
-        Status::Cached,
-        Status::Ran,
-        Status::Failed,
-        Status::Skipped,
-        Status::Aborted,
-    ] {
-        counts.insert(
-            s.as_str(),
-            summary.results.iter().filter(|r| r.status == s).count(),
-        );
+    for s in [Status::Cached, Status::Ran, Status::Failed, Status::Skipped, Status::Aborted] {
+        counts.insert(s.as_str(), summary.results.iter().filter(|r| r.status == s).count());
     }
     let r = Report {
         pipeline: &summary.pipeline,
@@ -55,39 +46,12 @@ pub fn write(summary: &RunSummary, path: &Path) -> std::io::Result<()> {
 
 /// The summary table printed after a run.
 pub fn table(summary: &RunSummary) -> String {
-    let w = summary
-        .results
-        .iter()
-        .map(|r| r.id.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let kw = summary
-        .results
-        .iter()
-        .map(|r| r.kind.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut out = format!(
-        "{:<w$}  {:<kw$}  {:<7}  {:>8}\n",
-        "stage", "kind", "status", "seconds"
-    );
-    out.push_str(&format!(
-        "{}  {}  {}  {}\n",
-        "-".repeat(w),
-        "-".repeat(kw),
-        "-".repeat(7),
-        "-".repeat(8)
-    ));
+    let w = summary.results.iter().map(|r| r.id.len()).max().unwrap_or(5).max(5);
+    let kw = summary.results.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
+    let mut out = format!("{:<w$}  {:<kw$}  {:<7}  {:>8}\n", "stage", "kind", "status", "seconds");
+    out.push_str(&format!("{}  {}  {}  {}\n", "-".repeat(w), "-".repeat(kw), "-".repeat(7), "-".repeat(8)));
     for r in &summary.results {
-        out.push_str(&format!(
-            "{:<w$}  {:<kw$}  {:<7}  {:>8.2}\n",
-            r.id,
-            r.kind,
-            r.status.as_str(),
-            r.seconds
-        ));
+        out.push_str(&format!("{:<w$}  {:<kw$}  {:<7}  {:>8.2}\n", r.id, r.kind, r.status.as_str(), r.seconds));
     }
     let count = |s: Status| summary.results.iter().filter(|r| r.status == s).count();
     out.push_str(&format!(
@@ -103,16 +67,8 @@ pub fn table(summary: &RunSummary) -> String {
         },
         summary.seconds
     ));
-    for r in summary
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-    {
-        out.push_str(&format!(
-            "\nerror: stage `{}` failed: {}\n",
-            r.id,
-            r.error.as_deref().unwrap_or("")
-        ));
+    for r in summary.results.iter().filter(|r| r.status == Status::Failed) {
+        out.push_str(&format!("\nerror: stage `{}` failed: {}\n", r.id, r.error.as_deref().unwrap_or("")));
     }
     out
 }

@@ -7,9 +7,7 @@ use std::str::FromStr;
 ///
 /// Safe as a path component: non-empty, at most 200 bytes, only ASCII letters, digits and
 /// `_ - . [ ] = ,`; not starting with `.` or `-`; no `..`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StageId(String);
 
@@ -36,14 +34,8 @@ pub fn check(s: &str) -> Result<(), String> {
     if s.starts_with('.') || s.starts_with('-') || s.contains("..") {
         return Err("an id cannot start with `.` or `-` or contain `..`".into());
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_-.[]=,".contains(*c)))
-    {
-        return Err(format!(
-            "`{}` is not allowed in an id (use letters, digits, `_`, `-`, `.`)",
-            c.escape_default()
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.[]=,".contains(*c))) {
+        return Err(format!("`{}` is not allowed in an id (use letters, digits, `_`, `-`, `.`)", c.escape_default()));
     }
     Ok(())
 }

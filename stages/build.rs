@@ -27,14 +27,10 @@ fn main() {
             h.update(files[f].as_bytes());
             h.update(&[0]);
         }
-        out.push_str(&format!(
-            "    ({rel:?}, {:?}),\n",
-            h.finalize().to_hex().as_str()
-        ));
+        out.push_str(&format!("    ({rel:?}, {:?}),\n", h.finalize().to_hex().as_str()));
     }
     out.push_str("];\n");
-    let dest =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("fingerprints.rs");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("fingerprints.rs");
     fs::write(dest, out).expect("write fingerprints.rs");
 }
 
@@ -46,11 +42,7 @@ fn collect(base: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
         if p.is_dir() {
             collect(base, &p, files);
         } else if p.extension().is_some_and(|x| x == "rs") {
-            let rel = p
-                .strip_prefix(base)
-                .expect("under src")
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = p.strip_prefix(base).expect("under src").to_string_lossy().replace('\\', "/");
             files.insert(rel, fs::read_to_string(&p).expect("read source"));
         }
     }
@@ -62,21 +54,13 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
         return;
     }
     let text = &files[rel];
-    let dir = rel
-        .rsplit_once('/')
-        .map(|(d, _)| d.to_string())
-        .unwrap_or_default();
+    let dir = rel.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
     let parent_of_mod = if rel.ends_with("mod.rs") {
-        dir.rsplit_once('/')
-            .map(|(d, _)| d.to_string())
-            .unwrap_or_default()
+        dir.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default()
     } else {
         dir.clone()
     };
-    for (prefix, base) in [
-        ("crate::", String::new()),
-        ("super::", parent_of_mod.clone()),
-    ] {
+    for (prefix, base) in [("crate::", String::new()), ("super::", parent_of_mod.clone())] {
         let mut rest = text.as_str();
         while let Some(i) = rest.find(prefix) {
             rest = &rest[i + prefix.len()..];
@@ -84,20 +68,14 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
             // Follow `a::b::c` as deep as there are module files.
             let mut tail = rest;
             loop {
-                let name: String = tail
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let name: String = tail.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if name.is_empty() {
                     // `crate::{a, b}` groups: take every identifier inside the braces.
                     if let Some(group) = tail.strip_prefix('{') {
                         let end = group.find('}').unwrap_or(group.len());
                         for item in group[..end].split(',') {
-                            let n: String = item
-                                .trim()
-                                .chars()
-                                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                                .collect();
+                            let n: String =
+                                item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                             add_module(&path, &n, files, closure);
                         }
                     }
@@ -107,11 +85,7 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
                 if !found {
                     break;
                 }
-                path = if path.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{path}/{name}")
-                };
+                path = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
                 tail = &tail[name.len()..];
                 match tail.strip_prefix("::") {
                     Some(t) => tail = t,
@@ -123,31 +97,20 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
     // A `mod x;` declaration inside a stage file is part of that stage.
     for line in text.lines() {
         let l = line.trim();
-        if let Some(m) = l
-            .strip_prefix("mod ")
-            .or_else(|| l.strip_prefix("pub mod "))
-            .or_else(|| l.strip_prefix("pub(crate) mod "))
+        if let Some(m) =
+            l.strip_prefix("mod ").or_else(|| l.strip_prefix("pub mod ")).or_else(|| l.strip_prefix("pub(crate) mod "))
         {
             if rel.ends_with("lib.rs") || rel.ends_with("kinds/mod.rs") {
                 continue; // declarations of the whole crate are not a dependency of everything
             }
             let name = m.trim_end_matches(';').trim();
-            let own = if rel.ends_with("mod.rs") {
-                dir.clone()
-            } else {
-                rel.trim_end_matches(".rs").to_string()
-            };
+            let own = if rel.ends_with("mod.rs") { dir.clone() } else { rel.trim_end_matches(".rs").to_string() };
             add_module(&own, name, files, closure);
         }
     }
 }
 
-fn add_module(
-    path: &str,
-    name: &str,
-    files: &BTreeMap<String, String>,
-    closure: &mut BTreeSet<String>,
-) -> bool {
+fn add_module(path: &str, name: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<String>) -> bool {
     if name.is_empty() {
         return false;
     }

@@ -12,10 +12,7 @@ pub fn interpolate(value: &Value, scope: &BTreeMap<String, Value>) -> Result<Val
     };
     if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
         if !name.contains(['$', '{', '}']) {
-            return scope
-                .get(name.trim())
-                .cloned()
-                .ok_or_else(|| format!("unknown var `{}` in `{s}`", name.trim()));
+            return scope.get(name.trim()).cloned().ok_or_else(|| format!("unknown var `{}` in `{s}`", name.trim()));
         }
     }
     let mut out = String::new();
@@ -23,18 +20,12 @@ pub fn interpolate(value: &Value, scope: &BTreeMap<String, Value>) -> Result<Val
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+        let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
         let name = after[..end].trim();
         match scope.get(name) {
             Some(Value::String(v)) => out.push_str(v),
             Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
-            Some(_) => {
-                return Err(format!(
-                    "var `{name}` is a list or map and cannot be placed inside the text `{s}`"
-                ))
-            }
+            Some(_) => return Err(format!("var `{name}` is a list or map and cannot be placed inside the text `{s}`")),
             None => return Err(format!("unknown var `{name}` in `{s}`")),
         }
         rest = &after[end + 1..];
@@ -55,21 +46,10 @@ mod tests {
             ("m".to_string(), json!("s2r")),
             ("a".to_string(), json!(0.8)),
         ]);
-        assert_eq!(
-            interpolate(&json!("${seeds}"), &scope).unwrap(),
-            json!([1, 2])
-        );
-        assert_eq!(
-            interpolate(&json!("train[method=${m}].w"), &scope).unwrap(),
-            json!("train[method=s2r].w")
-        );
-        assert_eq!(
-            interpolate(&json!("a=${a}"), &scope).unwrap(),
-            json!("a=0.8")
-        );
-        assert!(interpolate(&json!("${nope}"), &scope)
-            .unwrap_err()
-            .contains("unknown var `nope`"));
+        assert_eq!(interpolate(&json!("${seeds}"), &scope).unwrap(), json!([1, 2]));
+        assert_eq!(interpolate(&json!("train[method=${m}].w"), &scope).unwrap(), json!("train[method=s2r].w"));
+        assert_eq!(interpolate(&json!("a=${a}"), &scope).unwrap(), json!("a=0.8"));
+        assert!(interpolate(&json!("${nope}"), &scope).unwrap_err().contains("unknown var `nope`"));
         assert!(interpolate(&json!("x ${seeds}"), &scope).is_err());
     }
 }

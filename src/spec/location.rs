@@ -129,8 +129,7 @@ mod tests {
 
     #[test]
     fn finds_keys_and_values() {
-        let text =
-            "name: x\nstages:\n  a:\n    kind: util.sum\n    inputs: {x: [b.table, c.table]}\n";
+        let text = "name: x\nstages:\n  a:\n    kind: util.sum\n    inputs: {x: [b.table, c.table]}\n";
         let ix = LocationIndex::build(text);
         assert_eq!(ix.value("stages/a/kind"), Some((4, 11)));
         assert_eq!(ix.key("stages/a/kind"), Some((4, 5)));

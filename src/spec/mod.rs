@@ -80,16 +80,9 @@ impl Pipeline {
 }
 
 /// Reads and validates a pipeline file. `overrides` are `--set key=value` pairs.
-pub fn load_pipeline(
-    path: &Path,
-    overrides: &[String],
-    registry: &Registry,
-) -> Result<Pipeline, Diagnostics> {
+pub fn load_pipeline(path: &Path, overrides: &[String], registry: &Registry) -> Result<Pipeline, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::new(
-            "spec::io",
-            format!("cannot read pipeline `{}`: {e}", path.display()),
-        )])
+        Diagnostics(vec![Diagnostic::new("spec::io", format!("cannot read pipeline `{}`: {e}", path.display()))])
     })?;
     parse_pipeline(&text, path, overrides, registry)
 }
@@ -105,15 +98,8 @@ impl Ctx<'_> {
     fn at(&self, pos: Option<(usize, usize)>) -> (Option<Location>, Option<String>) {
         match pos {
             Some((line, col)) => (
-                Some(Location {
-                    file: self.file.to_path_buf(),
-                    line,
-                    col,
-                }),
-                self.text
-                    .lines()
-                    .nth(line.saturating_sub(1))
-                    .map(str::to_string),
+                Some(Location { file: self.file.to_path_buf(), line, col }),
+                self.text.lines().nth(line.saturating_sub(1)).map(str::to_string),
             ),
             None => (None, None),
         }
@@ -121,24 +107,12 @@ impl Ctx<'_> {
 
     fn push(&mut self, code: &'static str, message: String, path: &str, hint: Option<String>) {
         let (location, source_line) = self.at(self.index.value(path));
-        self.diags.push(Diagnostic {
-            code,
-            message,
-            location,
-            hint,
-            source_line,
-        });
+        self.diags.push(Diagnostic { code, message, location, hint, source_line });
     }
 
     fn push_key(&mut self, code: &'static str, message: String, path: &str, hint: Option<String>) {
         let (location, source_line) = self.at(self.index.key(path));
-        self.diags.push(Diagnostic {
-            code,
-            message,
-            location,
-            hint,
-            source_line,
-        });
+        self.diags.push(Diagnostic { code, message, location, hint, source_line });
     }
 }
 
@@ -176,12 +150,7 @@ pub fn parse_pipeline(
     overrides: &[String],
     registry: &Registry,
 ) -> Result<Pipeline, Diagnostics> {
-    let mut cx = Ctx {
-        file,
-        text,
-        index: LocationIndex::build(text),
-        diags: Vec::new(),
-    };
+    let mut cx = Ctx { file, text, index: LocationIndex::build(text), diags: Vec::new() };
     // Phase 1: syntax and raw shapes.
     let doc: Yaml = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -189,15 +158,9 @@ pub fn parse_pipeline(
             let pos = e.location().map(|l| (l.line(), l.column()));
             let msg = e.to_string();
             let (code, hint) = if msg.contains("duplicate entry") {
-                (
-                    "spec::duplicate-id",
-                    "each stage id (and each key in a map) must appear once",
-                )
+                ("spec::duplicate-id", "each stage id (and each key in a map) must appear once")
             } else {
-                (
-                    "spec::syntax",
-                    "check indentation, colons and quotes near this position",
-                )
+                ("spec::syntax", "check indentation, colons and quotes near this position")
             };
             let (location, source_line) = cx.at(pos);
             let message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
@@ -227,17 +190,10 @@ pub fn parse_pipeline(
         }
     };
     let name = raw.name.clone().unwrap_or_else(|| {
-        file.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipeline".into())
+        file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
     });
     if let Err(m) = stage_id::check(&name) {
-        cx.push(
-            "spec::bad-name",
-            format!("pipeline name `{name}` is not usable: {m}"),
-            "name",
-            None,
-        );
+        cx.push("spec::bad-name", format!("pipeline name `{name}` is not usable: {m}"), "name", None);
     }
     // Vars and overrides.
     let mut vars: BTreeMap<String, Yaml> = BTreeMap::new();
@@ -246,12 +202,7 @@ pub fn parse_pipeline(
             Some(k) => {
                 vars.insert(k, v.clone());
             }
-            None => cx.push(
-                "spec::shape",
-                "var names must be strings".into(),
-                "vars",
-                None,
-            ),
+            None => cx.push("spec::shape", "var names must be strings".into(), "vars", None),
         }
     }
     let stage_names: Vec<String> = raw.stages.keys().filter_map(yaml_scalar_text).collect();
@@ -282,24 +233,16 @@ pub fn parse_pipeline(
         let stage = stage.to_string();
         if !stage_names.contains(&stage) {
             cx.diags.push(
-                Diagnostic::new(
-                    "spec::bad-set",
-                    format!("`--set {key}`: no stage `{stage}`"),
-                )
-                .with_hint(suggest(&stage, stage_names.iter().map(String::as_str))),
+                Diagnostic::new("spec::bad-set", format!("`--set {key}`: no stage `{stage}`"))
+                    .with_hint(suggest(&stage, stage_names.iter().map(String::as_str))),
             );
             continue;
         }
         let param = param.strip_prefix("params.").unwrap_or(param);
-        param_overrides
-            .entry(stage)
-            .or_default()
-            .push((param.split('.').map(str::to_string).collect(), value));
+        param_overrides.entry(stage).or_default().push((param.split('.').map(str::to_string).collect(), value));
     }
-    let json_vars: BTreeMap<String, Json> = vars
-        .iter()
-        .filter_map(|(k, v)| to_json(v).ok().map(|j| (k.clone(), j)))
-        .collect();
+    let json_vars: BTreeMap<String, Json> =
+        vars.iter().filter_map(|(k, v)| to_json(v).ok().map(|j| (k.clone(), j))).collect();
 
     // Phase 2: stages → instances.
     struct Pending {
@@ -313,12 +256,7 @@ pub fn parse_pipeline(
     let mut kind_of_base: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &raw.stages {
         let Some(base) = yaml_scalar_text(k) else {
-            cx.push(
-                "spec::shape",
-                "stage ids must be strings".into(),
-                "stages",
-                None,
-            );
+            cx.push("spec::shape", "stage ids must be strings".into(), "stages", None);
             continue;
         };
         let path = format!("stages/{base}");
@@ -374,9 +312,7 @@ pub fn parse_pipeline(
                 Yaml::Sequence(s) => s.iter().map(to_json).collect::<Result<Vec<_>, _>>(),
                 Yaml::String(s) => match interpolate(&Json::String(s.clone()), &json_vars) {
                     Ok(Json::Array(a)) => Ok(a),
-                    Ok(other) => Err(format!(
-                        "matrix axis `{axis}` must be a list, `{s}` is `{other}`"
-                    )),
+                    Ok(other) => Err(format!("matrix axis `{axis}` must be a list, `{s}` is `{other}`")),
                     Err(e) => Err(e),
                 },
                 other => Err(format!(
@@ -392,11 +328,16 @@ pub fn parse_pipeline(
                 Ok(vs) => {
                     for v in &vs {
                         match json_scalar_text(v) {
-                            Some(t)
-                                if stage_id::check(&t).is_ok()
-                                    && !t.contains([',', '[', ']', '=']) => {}
+                            Some(t) if stage_id::check(&t).is_ok() && !t.contains([',', '[', ']', '=']) => {}
                             _ => {
-                                cx.push("spec::bad-matrix", format!("stage `{base}`: matrix value `{v}` of axis `{axis}` cannot be part of an id"), &apath, Some("use numbers or simple strings (letters, digits, `_`, `-`, `.`)".into()));
+                                cx.push(
+                                    "spec::bad-matrix",
+                                    format!(
+                                        "stage `{base}`: matrix value `{v}` of axis `{axis}` cannot be part of an id"
+                                    ),
+                                    &apath,
+                                    Some("use numbers or simple strings (letters, digits, `_`, `-`, `.`)".into()),
+                                );
                                 matrix_ok = false;
                             }
                         }
@@ -404,12 +345,7 @@ pub fn parse_pipeline(
                     axes.push((axis, vs));
                 }
                 Err(m) => {
-                    cx.push(
-                        "spec::bad-matrix",
-                        format!("stage `{base}`: {m}"),
-                        &apath,
-                        None,
-                    );
+                    cx.push("spec::bad-matrix", format!("stage `{base}`: {m}"), &apath, None);
                     matrix_ok = false;
                 }
             }
@@ -422,12 +358,7 @@ pub fn parse_pipeline(
         let params_json = match to_json(&Yaml::Mapping(rs.params.clone())) {
             Ok(j) => j,
             Err(m) => {
-                cx.push(
-                    "spec::bad-param",
-                    format!("stage `{base}`: {m}"),
-                    &format!("{path}/params"),
-                    None,
-                );
+                cx.push("spec::bad-param", format!("stage `{base}`: {m}"), &format!("{path}/params"), None);
                 continue;
             }
         };
@@ -435,10 +366,8 @@ pub fn parse_pipeline(
             let id_text = if combo.is_empty() {
                 base.clone()
             } else {
-                let parts: Vec<String> = combo
-                    .iter()
-                    .map(|(a, v)| format!("{a}={}", json_scalar_text(v).unwrap_or_default()))
-                    .collect();
+                let parts: Vec<String> =
+                    combo.iter().map(|(a, v)| format!("{a}={}", json_scalar_text(v).unwrap_or_default())).collect();
                 format!("{base}[{}]", parts.join(","))
             };
             let id: StageId = match id_text.parse() {
@@ -471,10 +400,9 @@ pub fn parse_pipeline(
             };
             if let Err(e) = stage.validate(&params) {
                 let (message, expected) = match &e {
-                    s2r_stages::StageError::Params { message, expected } => (
-                        message.clone(),
-                        Some(format!("`{}` expects {expected}", rs.kind)),
-                    ),
+                    s2r_stages::StageError::Params { message, expected } => {
+                        (message.clone(), Some(format!("`{}` expects {expected}", rs.kind)))
+                    }
                     other => (other.to_string(), None),
                 };
                 // Point at the param the message names, when the file has it.
@@ -484,12 +412,7 @@ pub fn parse_pipeline(
                     .map(|p| format!("{path}/params/{p}"))
                     .filter(|p| cx.index.has_key(p))
                     .unwrap_or_else(|| format!("{path}/params"));
-                cx.push(
-                    "spec::bad-param",
-                    format!("stage `{id}` ({}): {message}", rs.kind),
-                    &target,
-                    expected,
-                );
+                cx.push("spec::bad-param", format!("stage `{id}` ({}): {message}", rs.kind), &target, expected);
                 continue;
             }
             let mut refs = Vec::new();
@@ -503,12 +426,15 @@ pub fn parse_pipeline(
                     Yaml::Sequence(seq) => seq
                         .iter()
                         .enumerate()
-                        .filter_map(|(n, x)| {
-                            yaml_scalar_text(x).map(|s| (s, format!("{ipath}/{n}")))
-                        })
+                        .filter_map(|(n, x)| yaml_scalar_text(x).map(|s| (s, format!("{ipath}/{n}"))))
                         .collect(),
                     _ => {
-                        cx.push("spec::bad-input", format!("stage `{id}`: input `{input}` must be `stage.output` or a list of them"), &ipath, None);
+                        cx.push(
+                            "spec::bad-input",
+                            format!("stage `{id}`: input `{input}` must be `stage.output` or a list of them"),
+                            &ipath,
+                            None,
+                        );
                         continue;
                     }
                 };
@@ -534,10 +460,7 @@ pub fn parse_pipeline(
                     kind: rs.kind.clone(),
                     params,
                     inputs: Vec::new(),
-                    resources: Resources {
-                        cpu: rs.resources.cpu.max(1),
-                        gpu: rs.resources.gpu,
-                    },
+                    resources: Resources { cpu: rs.resources.cpu.max(1), gpu: rs.resources.gpu },
                     matrix: combo.into_iter().collect(),
                     location,
                 },
@@ -550,24 +473,12 @@ pub fn parse_pipeline(
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for p in &pending {
         if let Some(prev) = seen.insert(p.spec.id.to_string(), p.path.clone()) {
-            let msg = format!(
-                "duplicate stage id `{}` (also declared by `{prev}`)",
-                p.spec.id
-            );
-            cx.push_key(
-                "spec::duplicate-id",
-                msg,
-                &p.path,
-                Some("rename one of them".into()),
-            );
+            let msg = format!("duplicate stage id `{}` (also declared by `{prev}`)", p.spec.id);
+            cx.push_key("spec::duplicate-id", msg, &p.path, Some("rename one of them".into()));
         }
     }
     // Phase 3: resolve references.
-    let by_id: HashMap<String, usize> = pending
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.spec.id.to_string(), i))
-        .collect();
+    let by_id: HashMap<String, usize> = pending.iter().enumerate().map(|(i, p)| (p.spec.id.to_string(), i)).collect();
     let all_ids: Vec<String> = instances_of.keys().cloned().collect();
     let mut resolved: Vec<Vec<Binding>> = vec![Vec::new(); pending.len()];
     for (i, p) in pending.iter().enumerate() {
@@ -577,10 +488,7 @@ pub fn parse_pipeline(
             let Some((stage_ref, output)) = r.rsplit_once('.') else {
                 cx.push(
                     "spec::bad-input",
-                    format!(
-                        "stage `{}`: input `{input}` = `{r}` is not `stage.output`",
-                        p.spec.id
-                    ),
+                    format!("stage `{}`: input `{input}` = `{r}` is not `stage.output`", p.spec.id),
                     rpath,
                     Some("write `<stage>.<output>` or `<stage>.*`".into()),
                 );
@@ -603,34 +511,26 @@ pub fn parse_pipeline(
                     .collect()
             } else {
                 let hint = suggest(stage_ref, all_ids.iter().map(String::as_str));
-                let msg = if kind_of_base.contains_key(stage_ref) || raw_has_stage(&raw, stage_ref)
-                {
-                    format!(
-                        "stage `{}`: input `{input}` refers to `{stage_ref}`, which has errors",
-                        p.spec.id
-                    )
+                let msg = if kind_of_base.contains_key(stage_ref) || raw_has_stage(&raw, stage_ref) {
+                    format!("stage `{}`: input `{input}` refers to `{stage_ref}`, which has errors", p.spec.id)
                 } else {
-                    format!(
-                        "stage `{}`: input `{input}` refers to unknown stage `{stage_ref}`",
-                        p.spec.id
-                    )
+                    format!("stage `{}`: input `{input}` refers to unknown stage `{stage_ref}`", p.spec.id)
                 };
                 cx.push("spec::missing-input", msg, rpath, Some(hint));
                 continue;
             };
             if targets.is_empty() {
-                cx.push("spec::missing-input", format!("stage `{}`: `{stage_ref}` has no instance matching this one's matrix values", p.spec.id), rpath, None);
+                cx.push(
+                    "spec::missing-input",
+                    format!("stage `{}`: `{stage_ref}` has no instance matching this one's matrix values", p.spec.id),
+                    rpath,
+                    None,
+                );
                 continue;
             }
             let target_kind = &pending[targets[0]].spec.kind;
-            let outputs: Vec<&str> = registry
-                .get(target_kind)
-                .expect("checked")
-                .stage
-                .outputs()
-                .iter()
-                .map(|o| o.name)
-                .collect();
+            let outputs: Vec<&str> =
+                registry.get(target_kind).expect("checked").stage.outputs().iter().map(|o| o.name).collect();
             if output == "*" {
                 // Spread: every output the consumer accepts, bound under its own name.
                 let mut any = false;
@@ -647,17 +547,25 @@ pub fn parse_pipeline(
                     }
                 }
                 if !any {
-                    cx.push("spec::bad-input", format!("stage `{}`: `{stage_ref}.*` binds nothing: `{target_kind}` outputs {} and `{}` accepts {}", p.spec.id, list(&outputs), p.spec.kind, list(&accepted)), rpath, None);
+                    cx.push(
+                        "spec::bad-input",
+                        format!(
+                            "stage `{}`: `{stage_ref}.*` binds nothing: `{target_kind}` outputs {} and `{}` accepts {}",
+                            p.spec.id,
+                            list(&outputs),
+                            p.spec.kind,
+                            list(&accepted)
+                        ),
+                        rpath,
+                        None,
+                    );
                 }
                 continue;
             }
             if !outputs.contains(&output) {
                 cx.push(
                     "spec::unknown-output",
-                    format!(
-                        "stage `{}`: `{stage_ref}` ({target_kind}) has no output `{output}`",
-                        p.spec.id
-                    ),
+                    format!("stage `{}`: `{stage_ref}` ({target_kind}) has no output `{output}`", p.spec.id),
                     rpath,
                     Some(format!("its outputs are {}", list(&outputs))),
                 );
@@ -666,10 +574,7 @@ pub fn parse_pipeline(
             if !accepted.contains(&input.as_str()) {
                 cx.push_key(
                     "spec::unknown-input",
-                    format!(
-                        "stage `{}` ({}) has no input `{input}`",
-                        p.spec.id, p.spec.kind
-                    ),
+                    format!("stage `{}` ({}) has no input `{input}`", p.spec.id, p.spec.kind),
                     &format!("{}/inputs/{input}", p.path),
                     Some(format!("its inputs are {}", list(&accepted))),
                 );
@@ -689,10 +594,7 @@ pub fn parse_pipeline(
             if doc.required && n == 0 && !written {
                 cx.push_key(
                     "spec::missing-input",
-                    format!(
-                        "stage `{}` ({}) needs input `{}` ({})",
-                        p.spec.id, p.spec.kind, doc.name, doc.help
-                    ),
+                    format!("stage `{}` ({}) needs input `{}` ({})", p.spec.id, p.spec.kind, doc.name, doc.help),
                     &p.path,
                     Some(format!("add `inputs: {{{}: <stage>.<output>}}`", doc.name)),
                 );
@@ -700,10 +602,7 @@ pub fn parse_pipeline(
             if !doc.many && n > 1 {
                 cx.push(
                     "spec::bad-input",
-                    format!(
-                        "stage `{}`: input `{}` takes one artifact, {n} are bound",
-                        p.spec.id, doc.name
-                    ),
+                    format!("stage `{}`: input `{}` takes one artifact, {n} are bound", p.spec.id, doc.name),
                     &format!("{}/inputs", p.path),
                     Some("bind a single instance, e.g. `stage[axis=value].output`".into()),
                 );
@@ -729,39 +628,26 @@ pub fn parse_pipeline(
             "spec::cycle",
             format!("the stages form a cycle: {path}"),
             &format!("stages/{}/inputs", first.id.base()),
-            Some(
-                "a stage cannot depend on its own outputs; break one of these input references"
-                    .into(),
-            ),
+            Some("a stage cannot depend on its own outputs; break one of these input references".into()),
         );
     }
     let _ = &raw.description;
     if cx.diags.is_empty() {
-        Ok(Pipeline {
-            name,
-            file: file.to_path_buf(),
-            stages,
-            cache: raw.cache.as_ref().and_then(|c| to_json(c).ok()),
-        })
+        Ok(Pipeline { name, file: file.to_path_buf(), stages, cache: raw.cache.as_ref().and_then(|c| to_json(c).ok()) })
     } else {
         Err(finish(cx.diags))
     }
 }
 
 fn raw_has_stage(raw: &RawPipeline, id: &str) -> bool {
-    raw.stages
-        .keys()
-        .any(|k| yaml_scalar_text(k).as_deref() == Some(id))
+    raw.stages.keys().any(|k| yaml_scalar_text(k).as_deref() == Some(id))
 }
 
 fn list(v: &[&str]) -> String {
     if v.is_empty() {
         "nothing".into()
     } else {
-        v.iter()
-            .map(|s| format!("`{s}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        v.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -784,15 +670,10 @@ fn shape_error(cx: &mut Ctx<'_>, base: &str, sub: &str, msg: &str) {
         (false, false) => format!("{a}/{b}"),
     };
     let here = join(base, sub);
-    if let Some(field) = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-    {
+    if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
         let expected = msg.split("expected ").nth(1).unwrap_or("").to_string();
         let parent = if here.ends_with(&format!("/{field}")) || here == field {
-            here.rsplit_once('/')
-                .map(|x| x.0.to_string())
-                .unwrap_or_default()
+            here.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or_default()
         } else {
             here.clone()
         };
@@ -806,12 +687,7 @@ fn shape_error(cx: &mut Ctx<'_>, base: &str, sub: &str, msg: &str) {
     } else if msg.starts_with("missing field") {
         cx.push_key("spec::missing-key", msg.to_string(), &here, None);
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-        cx.push(
-            "spec::wrong-type",
-            format!("`{}`: {msg}", here.replace('/', ".")),
-            &here,
-            None,
-        );
+        cx.push("spec::wrong-type", format!("`{}`: {msg}", here.replace('/', ".")), &here, None);
     } else {
         cx.push("spec::shape", msg.to_string(), &here, None);
     }
@@ -826,9 +702,7 @@ fn set_nested(map: &mut serde_yaml::Mapping, path: &[String], value: Yaml) {
         map.insert(key, value);
         return;
     }
-    let entry = map
-        .entry(key)
-        .or_insert_with(|| Yaml::Mapping(Default::default()));
+    let entry = map.entry(key).or_insert_with(|| Yaml::Mapping(Default::default()));
     if !entry.is_mapping() {
         *entry = Yaml::Mapping(Default::default());
     }
@@ -837,24 +711,13 @@ fn set_nested(map: &mut serde_yaml::Mapping, path: &[String], value: Yaml) {
     }
 }
 
-fn interpolate_params(
-    params: &Json,
-    scope: &BTreeMap<String, Json>,
-) -> Result<Json, (String, String)> {
+fn interpolate_params(params: &Json, scope: &BTreeMap<String, Json>) -> Result<Json, (String, String)> {
     match params {
         Json::Object(m) => {
             let mut out = serde_json::Map::new();
             for (k, v) in m {
-                let v = interpolate_params(v, scope).map_err(|(p, e)| {
-                    (
-                        if p.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{k}/{p}")
-                        },
-                        e,
-                    )
-                })?;
+                let v = interpolate_params(v, scope)
+                    .map_err(|(p, e)| (if p.is_empty() { k.clone() } else { format!("{k}/{p}") }, e))?;
                 out.insert(k.clone(), v);
             }
             Ok(Json::Object(out))
@@ -863,16 +726,8 @@ fn interpolate_params(
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                interpolate_params(v, scope).map_err(|(p, e)| {
-                    (
-                        if p.is_empty() {
-                            i.to_string()
-                        } else {
-                            format!("{i}/{p}")
-                        },
-                        e,
-                    )
-                })
+                interpolate_params(v, scope)
+                    .map_err(|(p, e)| (if p.is_empty() { i.to_string() } else { format!("{i}/{p}") }, e))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Json::Array),
@@ -898,11 +753,7 @@ fn cartesian(axes: &[(String, Vec<Json>)]) -> Vec<Vec<(String, Json)>> {
 
 /// Every elementary cycle's members (one per strongly connected component), in dependency order.
 pub fn find_cycles(stages: &[StageSpec]) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let mut g = DiGraph::<usize, ()>::new();
     let nodes: Vec<_> = (0..stages.len()).map(|i| g.add_node(i)).collect();
     let mut self_loops = BTreeSet::new();
@@ -926,10 +777,13 @@ pub fn find_cycles(stages: &[StageSpec]) -> Vec<Vec<usize>> {
             let mut cur = start;
             let mut visited = BTreeSet::from([start]);
             loop {
-                let next = g
-                    .neighbors(cur)
-                    .filter(|n| members.contains(n))
-                    .min_by_key(|n| if *n == start { 0 } else { 1 + n.index() });
+                let next = g.neighbors(cur).filter(|n| members.contains(n)).min_by_key(|n| {
+                    if *n == start {
+                        0
+                    } else {
+                        1 + n.index()
+                    }
+                });
                 match next {
                     Some(n) if n == start => break,
                     Some(n) if visited.insert(n) => {

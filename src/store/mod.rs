@@ -73,10 +73,7 @@ pub enum StoreError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 /// The local store.
@@ -115,10 +112,7 @@ impl Store {
 
     /// Path of an object.
     pub fn object_path(&self, hash: &str, ext: &str) -> PathBuf {
-        self.root
-            .join("objects")
-            .join(&hash[..2])
-            .join(format!("{hash}.{ext}"))
+        self.root.join("objects").join(&hash[..2]).join(format!("{hash}.{ext}"))
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
@@ -126,18 +120,12 @@ impl Store {
     }
 
     fn index_path(&self, pipeline: &str, id: &str) -> PathBuf {
-        self.root
-            .join("index")
-            .join(pipeline)
-            .join(format!("{id}.json"))
+        self.root.join("index").join(pipeline).join(format!("{id}.json"))
     }
 
     /// Bytes and objects read (and verified) so far.
     pub fn read_stats(&self) -> (u64, u64) {
-        (
-            self.objects_read.load(Ordering::Relaxed),
-            self.bytes_read.load(Ordering::Relaxed),
-        )
+        (self.objects_read.load(Ordering::Relaxed), self.bytes_read.load(Ordering::Relaxed))
     }
 
     /// Writes `bytes` to `dest` atomically: temp file in `tmp/`, fsync, rename.
@@ -150,10 +138,7 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        tmp.persist(dest).map_err(|e| StoreError::Io {
-            path: dest.to_path_buf(),
-            source: e.error,
-        })?;
+        tmp.persist(dest).map_err(|e| StoreError::Io { path: dest.to_path_buf(), source: e.error })?;
         Ok(())
     }
 
@@ -166,12 +151,7 @@ impl Store {
         if !path.is_file() {
             self.write_atomic(&path, &bytes)?;
         }
-        Ok(ObjectRef {
-            hash,
-            ext: ext.to_string(),
-            bytes: bytes.len() as u64,
-            rows,
-        })
+        Ok(ObjectRef { hash, ext: ext.to_string(), bytes: bytes.len() as u64, rows })
     }
 
     /// Reads an object, verifying its content against its hash.
@@ -179,21 +159,14 @@ impl Store {
         let path = self.object_path(hash, ext);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(path))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(path)),
             Err(e) => return Err(io(&path)(e)),
         };
-        self.bytes_read
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.objects_read.fetch_add(1, Ordering::Relaxed);
         let actual = blake3::hash(&bytes).to_hex().to_string();
         if actual != hash {
-            return Err(StoreError::Corrupt {
-                path,
-                expected: hash.to_string(),
-                actual,
-            });
+            return Err(StoreError::Corrupt { path, expected: hash.to_string(), actual });
         }
         Ok(bytes)
     }
@@ -206,11 +179,7 @@ impl Store {
 
     /// Whether every object of `m` exists (a cheap stat, no read).
     pub fn objects_present(&self, m: &Manifest) -> bool {
-        m.outputs.values().all(|o| {
-            self.object_path(&o.hash, &o.ext)
-                .metadata()
-                .is_ok_and(|md| md.len() == o.bytes)
-        })
+        m.outputs.values().all(|o| self.object_path(&o.hash, &o.ext).metadata().is_ok_and(|md| md.len() == o.bytes))
     }
 
     /// The manifest for `key`, if any. Unreadable manifests count as a miss and are removed.
@@ -245,9 +214,7 @@ impl Store {
 
     /// The last manifest recorded for `id` of `pipeline`.
     pub fn last(&self, pipeline: &str, id: &str) -> Option<Manifest> {
-        fs::read(self.index_path(pipeline, id))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        fs::read(self.index_path(pipeline, id)).ok().and_then(|b| serde_json::from_slice(&b).ok())
     }
 
     /// Removes the entry `key` (its objects stay until `gc`).
@@ -268,12 +235,7 @@ impl Store {
     /// Takes the exclusive lock of `key` (blocks while another process holds it).
     pub fn lock(&self, key: &str) -> Result<KeyLock, StoreError> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
         f.lock().map_err(io(&path))?;
         Ok(KeyLock { _file: f })
     }
@@ -289,11 +251,7 @@ impl Store {
         files.sort();
         let mut h = blake3::Hasher::new();
         for f in files {
-            let rel = f
-                .strip_prefix(path)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = f.strip_prefix(path).unwrap_or(&f).to_string_lossy().replace('\\', "/");
             h.update(rel.as_bytes());
             h.update(b"\0");
             h.update(self.hash_file(&f)?.as_bytes());
@@ -309,21 +267,14 @@ impl Store {
             return Ok(h);
         }
         let h = hash_file_uncached(path).map_err(io(path))?;
-        self.stats
-            .lock()
-            .expect("stat cache lock")
-            .insert(&canon, &md, h.clone());
+        self.stats.lock().expect("stat cache lock").insert(&canon, &md, h.clone());
         Ok(h)
     }
 
     /// Saves the stat cache (merged with what other processes saved meanwhile).
     pub fn save_stat_cache(&self) -> Result<(), StoreError> {
         let path = self.root.join("stat-cache.json");
-        let bytes = self
-            .stats
-            .lock()
-            .expect("stat cache lock")
-            .merged_bytes(&path);
+        let bytes = self.stats.lock().expect("stat cache lock").merged_bytes(&path);
         match bytes {
             Some(b) => self.write_atomic(&path, &b),
             None => Ok(()),
@@ -353,10 +304,7 @@ impl Store {
         let dir = self.root.join("objects");
         let mut out = Vec::new();
         for shard in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
-            for e in fs::read_dir(shard.path())
-                .map_err(io(&shard.path()))?
-                .flatten()
-            {
+            for e in fs::read_dir(shard.path()).map_err(io(&shard.path()))?.flatten() {
                 let p = e.path();
                 if let (Some(stem), Some(ext)) = (p.file_stem(), p.extension()) {
                     out.push((

@@ -15,18 +15,15 @@ pub fn encode(name: &str, artifact: &Artifact) -> Result<(Vec<u8>, Option<u64>),
     match artifact {
         Artifact::Weights(b) => Ok((b.clone(), None)),
         Artifact::Table(batch) => {
-            let codec = |e: parquet::errors::ParquetError| StoreError::Codec {
-                what: name.to_string(),
-                message: e.to_string(),
-            };
+            let codec =
+                |e: parquet::errors::ParquetError| StoreError::Codec { what: name.to_string(), message: e.to_string() };
             // A fixed `created_by` keeps the bytes independent of anything but the data.
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_created_by("s2r-pipe".to_string())
                 .build();
             let mut buf = Vec::new();
-            let mut w =
-                ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(codec)?;
+            let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(codec)?;
             w.write(batch).map_err(codec)?;
             w.close().map_err(codec)?;
             Ok((buf, Some(batch.num_rows() as u64)))
@@ -36,10 +33,7 @@ pub fn encode(name: &str, artifact: &Artifact) -> Result<(Vec<u8>, Option<u64>),
 
 /// Deserializes an object's bytes.
 pub fn decode(hash: &str, ext: &str, bytes: Vec<u8>) -> Result<Artifact, StoreError> {
-    let codec = |m: String| StoreError::Codec {
-        what: hash.to_string(),
-        message: m,
-    };
+    let codec = |m: String| StoreError::Codec { what: hash.to_string(), message: m };
     match ext {
         "safetensors" => Ok(Artifact::Weights(bytes)),
         "parquet" => {
@@ -49,11 +43,8 @@ pub fn decode(hash: &str, ext: &str, bytes: Vec<u8>) -> Result<Artifact, StoreEr
                 .build()
                 .map_err(|e| codec(e.to_string()))?;
             let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
-            let batches: Vec<_> = reader
-                .collect::<Result<_, _>>()
-                .map_err(|e| codec(e.to_string()))?;
-            let batch = arrow::compute::concat_batches(&schema, &batches)
-                .map_err(|e| codec(e.to_string()))?;
+            let batches: Vec<_> = reader.collect::<Result<_, _>>().map_err(|e| codec(e.to_string()))?;
+            let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| codec(e.to_string()))?;
             Ok(Artifact::Table(batch))
         }
         other => Err(codec(format!("unknown object type `{other}`"))),

@@ -35,10 +35,7 @@ pub struct StatCache {
 impl StatCache {
     /// Loads from `path` (missing or unreadable → empty).
     pub fn load(path: &Path) -> Self {
-        let map = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let map = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Self { map, dirty: false }
     }
 
@@ -46,14 +43,12 @@ impl StatCache {
     pub fn get(&self, path: &Path, md: &Metadata) -> Option<String> {
         let s = self.map.get(&path.to_string_lossy().into_owned())?;
         let now = stat_of(md, String::new());
-        (s.size == now.size && s.mtime_ns == now.mtime_ns && s.ino == now.ino)
-            .then(|| s.hash.clone())
+        (s.size == now.size && s.mtime_ns == now.mtime_ns && s.ino == now.ino).then(|| s.hash.clone())
     }
 
     /// Records a hash.
     pub fn insert(&mut self, path: &Path, md: &Metadata, hash: String) {
-        self.map
-            .insert(path.to_string_lossy().into_owned(), stat_of(md, hash));
+        self.map.insert(path.to_string_lossy().into_owned(), stat_of(md, hash));
         self.dirty = true;
     }
 

@@ -20,9 +20,7 @@ impl Artifact {
     pub fn table(&self, what: &str) -> Result<&RecordBatch, StageError> {
         match self {
             Artifact::Table(t) => Ok(t),
-            Artifact::Weights(_) => Err(StageError::Input(format!(
-                "input `{what}` is weights, expected a table"
-            ))),
+            Artifact::Weights(_) => Err(StageError::Input(format!("input `{what}` is weights, expected a table"))),
         }
     }
 
@@ -45,10 +43,7 @@ pub struct Inputs {
 impl Inputs {
     /// Adds an artifact under `name`, produced by stage `from`.
     pub fn push(&mut self, name: impl Into<String>, from: impl Into<String>, artifact: Artifact) {
-        self.map
-            .entry(name.into())
-            .or_default()
-            .push((from.into(), artifact));
+        self.map.entry(name.into()).or_default().push((from.into(), artifact));
     }
 
     /// Exactly one artifact bound to `name`.
@@ -56,10 +51,9 @@ impl Inputs {
         match self.map.get(name).map(Vec::as_slice) {
             Some([(_, a)]) => Ok(a),
             Some([]) | None => Err(StageError::Input(format!("missing input `{name}`"))),
-            Some(many) => Err(StageError::Input(format!(
-                "input `{name}` is bound to {} artifacts, expected one",
-                many.len()
-            ))),
+            Some(many) => {
+                Err(StageError::Input(format!("input `{name}` is bound to {} artifacts, expected one", many.len())))
+            }
         }
     }
 

@@ -41,13 +41,6 @@ pub fn cap_threads(n: usize) {
 
 /// Versions that change results and therefore go into every cache key.
 pub fn global_fingerprint() -> String {
-    let torch = if cfg!(feature = "torch") {
-        "libtorch-2.11.0"
-    } else {
-        "no-torch"
-    };
-    format!(
-        "s2r-stages-{};{torch};parquet-56",
-        env!("CARGO_PKG_VERSION")
-    )
+    let torch = if cfg!(feature = "torch") { "libtorch-2.11.0" } else { "no-torch" };
+    format!("s2r-stages-{};{torch};parquet-56", env!("CARGO_PKG_VERSION"))
 }

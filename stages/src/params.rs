@@ -9,23 +9,13 @@ use crate::stage::ParamDoc;
 
 /// Deserializes `params` (a JSON object; `null` = empty) into `T`, with a hint built from `docs`.
 pub fn parse<T: DeserializeOwned>(params: &Value, docs: &[ParamDoc]) -> Result<T, StageError> {
-    let value = if params.is_null() {
-        Value::Object(Default::default())
-    } else {
-        params.clone()
-    };
-    serde_json::from_value(value).map_err(|e| StageError::Params {
-        message: e.to_string(),
-        expected: expected(docs),
-    })
+    let value = if params.is_null() { Value::Object(Default::default()) } else { params.clone() };
+    serde_json::from_value(value).map_err(|e| StageError::Params { message: e.to_string(), expected: expected(docs) })
 }
 
 /// A bad-value error with the expected params listed.
 pub fn invalid(message: impl Into<String>, docs: &[ParamDoc]) -> StageError {
-    StageError::Params {
-        message: message.into(),
-        expected: expected(docs),
-    }
+    StageError::Params { message: message.into(), expected: expected(docs) }
 }
 
 /// `name: type (default x) — help; ...` for every param.

@@ -5,10 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, Float32Array, Int64Array, ListArray, ListBuilder, StringArray, StringBuilder,
-    UInt32Array,
-};
+use arrow::array::{Array, Float32Array, Int64Array, ListArray, ListBuilder, StringArray, StringBuilder, UInt32Array};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::StageError;
@@ -72,9 +69,7 @@ impl Ratings {
         Ok(Ratings {
             user: column::<UInt32Array>(b, table, "user")?.values().to_vec(),
             item: column::<UInt32Array>(b, table, "item")?.values().to_vec(),
-            rating: column::<Float32Array>(b, table, "rating")?
-                .values()
-                .to_vec(),
+            rating: column::<Float32Array>(b, table, "rating")?.values().to_vec(),
             ts: column::<Int64Array>(b, table, "ts")?.values().to_vec(),
         })
     }
@@ -108,11 +103,10 @@ fn unlist(arr: &ListArray, table: &str, name: &str) -> Result<Vec<Vec<String>>, 
     let mut out = Vec::with_capacity(arr.len());
     for i in 0..arr.len() {
         let v = arr.value(i);
-        let s = v.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
-            StageError::Input(format!(
-                "column `{name}` of `{table}` is not a list of strings"
-            ))
-        })?;
+        let s = v
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| StageError::Input(format!("column `{name}` of `{table}` is not a list of strings")))?;
         out.push((0..s.len()).map(|j| s.value(j).to_string()).collect());
     }
     Ok(out)
@@ -134,14 +128,8 @@ impl Items {
         let titles = column::<StringArray>(b, table, "title")?;
         Ok(Items {
             item: column::<UInt32Array>(b, table, "item")?.values().to_vec(),
-            title: (0..titles.len())
-                .map(|i| titles.value(i).to_string())
-                .collect(),
-            categories: unlist(
-                column::<ListArray>(b, table, "categories")?,
-                table,
-                "categories",
-            )?,
+            title: (0..titles.len()).map(|i| titles.value(i).to_string()).collect(),
+            categories: unlist(column::<ListArray>(b, table, "categories")?, table, "categories")?,
             genres: unlist(column::<ListArray>(b, table, "genres")?, table, "genres")?,
         })
     }
@@ -153,14 +141,11 @@ impl Ratings {
     pub fn sort_dedupe(self) -> (Ratings, usize) {
         use rayon::prelude::*;
         let n = self.len();
-        let sorted =
-            (1..n).all(|i| (self.user[i - 1], self.ts[i - 1]) <= (self.user[i], self.ts[i]));
+        let sorted = (1..n).all(|i| (self.user[i - 1], self.ts[i - 1]) <= (self.user[i], self.ts[i]));
         let order: Vec<u32> = if sorted {
             (0..n as u32).collect()
         } else {
-            let mut keys: Vec<(u32, i64, u32)> = (0..n)
-                .map(|i| (self.user[i], self.ts[i], i as u32))
-                .collect();
+            let mut keys: Vec<(u32, i64, u32)> = (0..n).map(|i| (self.user[i], self.ts[i], i as u32)).collect();
             keys.par_sort_unstable();
             keys.into_iter().map(|k| k.2).collect()
         };
@@ -176,8 +161,7 @@ impl Ratings {
             .par_windows(2)
             .map(|w| {
                 let (s, e) = (w[0], w[1]);
-                let mut items: Vec<(u32, usize)> =
-                    (s..e).map(|k| (self.item[order[k] as usize], k)).collect();
+                let mut items: Vec<(u32, usize)> = (s..e).map(|k| (self.item[order[k] as usize], k)).collect();
                 items.sort_unstable();
                 let mut dropped = Vec::new();
                 for j in 1..items.len() {
@@ -195,23 +179,13 @@ impl Ratings {
             keep[d] = false;
             dups += 1;
         }
-        let gather = |col: &[u32]| -> Vec<u32> {
-            (0..n)
-                .filter(|&k| keep[k])
-                .map(|k| col[order[k] as usize])
-                .collect()
-        };
+        let gather =
+            |col: &[u32]| -> Vec<u32> { (0..n).filter(|&k| keep[k]).map(|k| col[order[k] as usize]).collect() };
         let out = Ratings {
             user: gather(&self.user),
             item: gather(&self.item),
-            rating: (0..n)
-                .filter(|&k| keep[k])
-                .map(|k| self.rating[order[k] as usize])
-                .collect(),
-            ts: (0..n)
-                .filter(|&k| keep[k])
-                .map(|k| self.ts[order[k] as usize])
-                .collect(),
+            rating: (0..n).filter(|&k| keep[k]).map(|k| self.rating[order[k] as usize]).collect(),
+            ts: (0..n).filter(|&k| keep[k]).map(|k| self.ts[order[k] as usize]).collect(),
         };
         (out, dups)
     }
@@ -257,9 +231,6 @@ mod tests {
             categories: vec![vec!["X".into()], vec![]],
             genres: vec![vec!["g".into(), "h".into()], vec![]],
         };
-        assert_eq!(
-            Items::from_batch(&items.to_batch().unwrap(), "items").unwrap(),
-            items
-        );
+        assert_eq!(Items::from_batch(&items.to_batch().unwrap(), "items").unwrap(), items);
     }
 }

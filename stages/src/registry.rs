@@ -33,12 +33,7 @@ impl Registry {
         let mut r = Self::empty();
         for stage in kinds::all() {
             let fp = code_fingerprint(stage.source())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "no build-time fingerprint for `{}`: build.rs missed a file",
-                        stage.source()
-                    )
-                })
+                .unwrap_or_else(|| panic!("no build-time fingerprint for `{}`: build.rs missed a file", stage.source()))
                 .to_string();
             r.register(stage, fp);
         }
@@ -47,13 +42,7 @@ impl Registry {
 
     /// Registers `stage` under its kind with `fingerprint` (replacing any previous one).
     pub fn register(&mut self, stage: Arc<dyn Stage>, fingerprint: impl Into<String>) {
-        self.map.insert(
-            stage.kind().to_string(),
-            Registered {
-                stage,
-                fingerprint: fingerprint.into(),
-            },
-        );
+        self.map.insert(stage.kind().to_string(), Registered { stage, fingerprint: fingerprint.into() });
     }
 
     /// The stage registered under `kind`.

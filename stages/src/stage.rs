@@ -67,24 +67,12 @@ impl Context {
         progress: ProgressFn,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        Self {
-            scratch,
-            threads: threads.max(1),
-            device,
-            progress,
-            cancel,
-        }
+        Self { scratch, threads: threads.max(1), device, progress, cancel }
     }
 
     /// A context for tests and benchmarks: no progress, never cancelled.
     pub fn for_tests(scratch: &Path) -> Self {
-        Self::new(
-            scratch.to_path_buf(),
-            2,
-            Device::Cpu,
-            Arc::new(|_, _| {}),
-            Arc::new(AtomicBool::new(false)),
-        )
+        Self::new(scratch.to_path_buf(), 2, Device::Cpu, Arc::new(|_, _| {}), Arc::new(AtomicBool::new(false)))
     }
 
     /// A directory the stage may write temporary files into (removed after the run).

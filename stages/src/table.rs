@@ -9,28 +9,19 @@ use arrow::record_batch::RecordBatch;
 use crate::error::StageError;
 
 /// Column `name` of `batch` downcast to `T`, or an error naming the table and the column.
-pub fn column<'a, T: Array + 'static>(
-    batch: &'a RecordBatch,
-    table: &str,
-    name: &str,
-) -> Result<&'a T, StageError> {
+pub fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<&'a T, StageError> {
     let col = batch
         .column_by_name(name)
         .ok_or_else(|| StageError::Input(format!("table `{table}` has no column `{name}`")))?;
     col.as_any().downcast_ref::<T>().ok_or_else(|| {
-        StageError::Input(format!(
-            "column `{name}` of table `{table}` has type {}, unexpected",
-            col.data_type()
-        ))
+        StageError::Input(format!("column `{name}` of table `{table}` has type {}, unexpected", col.data_type()))
     })
 }
 
 /// Builds a table from named columns.
 pub fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, StageError> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0))
-        .collect();
+    let fields: Vec<Field> =
+        columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), a.null_count() > 0)).collect();
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
@@ -46,9 +37,7 @@ pub fn counters(rows: &[(&str, i64)]) -> Result<RecordBatch, StageError> {
 pub fn counter(batch: &RecordBatch, table: &str, key: &str) -> Result<Option<i64>, StageError> {
     let keys = column::<StringArray>(batch, table, "key")?;
     let vals = column::<Int64Array>(batch, table, "value")?;
-    Ok((0..batch.num_rows())
-        .find(|&i| keys.value(i) == key)
-        .map(|i| vals.value(i)))
+    Ok((0..batch.num_rows()).find(|&i| keys.value(i) == key).map(|i| vals.value(i)))
 }
 
 /// A float column as a `Vec<f64>` (accepts Float32/Float64/Int columns).
@@ -57,9 +46,6 @@ pub fn f64_column(batch: &RecordBatch, table: &str, name: &str) -> Result<Vec<f6
         .column_by_name(name)
         .ok_or_else(|| StageError::Input(format!("table `{table}` has no column `{name}`")))?;
     let cast = arrow::compute::cast(col, &DataType::Float64)?;
-    let arr = cast
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .expect("cast to Float64 yields Float64Array");
+    let arr = cast.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 yields Float64Array");
     Ok(arr.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }

@@ -37,20 +37,14 @@ fn chunk_bounds(data: &[u8], parts: usize) -> Vec<(usize, usize)> {
 /// `parse` returns `Ok(Some(row))`, `Ok(None)` to skip the line (counted in the second return
 /// value), or `Err(message)`. Blank lines are skipped silently. Rows keep file order. The first
 /// error in file order is reported with its exact line number.
-pub fn parse_lines<T, F>(
-    data: &[u8],
-    first_line: usize,
-    parse: F,
-) -> Result<(Vec<T>, usize), RowError>
+pub fn parse_lines<T, F>(data: &[u8], first_line: usize, parse: F) -> Result<(Vec<T>, usize), RowError>
 where
     T: Send + Copy + Default,
     F: Fn(&[u8]) -> Result<Option<T>, String> + Sync,
 {
     let bounds = chunk_bounds(data, rayon::current_num_threads() * 8);
-    let line_counts: Vec<usize> = bounds
-        .par_iter()
-        .map(|&(s, e)| memchr::memchr_iter(b'\n', &data[s..e]).count() + 1)
-        .collect();
+    let line_counts: Vec<usize> =
+        bounds.par_iter().map(|&(s, e)| memchr::memchr_iter(b'\n', &data[s..e]).count() + 1).collect();
     let total: usize = line_counts.iter().sum();
     let mut rows = vec![T::default(); total];
     // Disjoint output slices, one per chunk.
@@ -96,10 +90,7 @@ where
             }
             Err((local, message)) => {
                 let before: usize = line_counts[..ci].iter().map(|c| c - 1).sum();
-                return Err(RowError {
-                    line: first_line + before + local,
-                    message,
-                });
+                return Err(RowError { line: first_line + before + local, message });
             }
         }
         offset += line_counts[ci];
@@ -187,20 +178,15 @@ mod tests {
         text.push_str("x\n1\n");
         let r = parse_lines::<u32, _>(text.as_bytes(), 2, |l| parse_u32(l, "id").map(Some));
         assert_eq!(r.unwrap_err().line, 10_002);
-        let (rows, skipped) = parse_lines::<u32, _>(b"1\n2\n\n3\n4", 1, |l| {
-            parse_u32(l, "id").map(|v| (v != 2).then_some(v))
-        })
-        .unwrap();
+        let (rows, skipped) =
+            parse_lines::<u32, _>(b"1\n2\n\n3\n4", 1, |l| parse_u32(l, "id").map(|v| (v != 2).then_some(v))).unwrap();
         assert_eq!(rows, vec![1, 3, 4]);
         assert_eq!(skipped, 1);
     }
 
     #[test]
     fn csv_fields_handle_quotes() {
-        assert_eq!(
-            csv_fields(r#"1,"Toy, Story ""2""",A|B"#),
-            vec!["1", r#"Toy, Story "2""#, "A|B"]
-        );
+        assert_eq!(csv_fields(r#"1,"Toy, Story ""2""",A|B"#), vec!["1", r#"Toy, Story "2""#, "A|B"]);
         assert_eq!(csv_fields("a,,b"), vec!["a", "", "b"]);
     }
 

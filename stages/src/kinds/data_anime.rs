@@ -24,12 +24,8 @@ struct P {
     path: PathBuf,
 }
 
-const PARAMS: &[ParamDoc] = &[ParamDoc {
-    name: "path",
-    ty: "directory",
-    default: None,
-    help: "a directory with anime.csv and rating.csv",
-}];
+const PARAMS: &[ParamDoc] =
+    &[ParamDoc { name: "path", ty: "directory", default: None, help: "a directory with anime.csv and rating.csv" }];
 
 #[derive(Clone, Copy, Default)]
 struct Row {
@@ -53,27 +49,16 @@ impl Stage for Anime {
     }
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
-            OutputDoc {
-                name: "ratings",
-                help: "user, item, rating (1–10), ts (= line number)",
-            },
-            OutputDoc {
-                name: "items",
-                help: "item, title, categories ([type]), genres",
-            },
-            OutputDoc {
-                name: "report",
-                help: "counters: rows, unrated (-1) rows dropped, duplicates…",
-            },
+            OutputDoc { name: "ratings", help: "user, item, rating (1–10), ts (= line number)" },
+            OutputDoc { name: "items", help: "item, title, categories ([type]), genres" },
+            OutputDoc { name: "report", help: "counters: rows, unrated (-1) rows dropped, duplicates…" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
     }
     fn sources(&self, p: &Value) -> Vec<PathBuf> {
-        params::parse::<P>(p, PARAMS)
-            .map(|p| vec![p.path])
-            .unwrap_or_default()
+        params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;
@@ -81,11 +66,8 @@ impl Stage for Anime {
         let (anime_path, rating_path) = (&files[0], &files[1]);
         ctx.progress(0.0, "reading anime.csv");
         let bytes = map(anime_path)?;
-        let malformed = |path: &PathBuf, line: usize, message: String| StageError::Malformed {
-            path: path.clone(),
-            line,
-            message,
-        };
+        let malformed =
+            |path: &PathBuf, line: usize, message: String| StageError::Malformed { path: path.clone(), line, message };
         let mut items = Items::default();
         let mut lossy = 0i64;
         let mut seen = std::collections::HashSet::new();
@@ -100,10 +82,7 @@ impl Stage for Anime {
                     return Err(malformed(
                         anime_path,
                         1,
-                        format!(
-                            "expected the header `anime_id,name,genre,type,…`, found `{}`",
-                            text.trim()
-                        ),
+                        format!("expected the header `anime_id,name,genre,type,…`, found `{}`", text.trim()),
                     ));
                 }
                 continue;
@@ -113,57 +92,28 @@ impl Stage for Anime {
             }
             let f = csv_fields(&text);
             if f.len() != 7 {
-                return Err(malformed(
-                    anime_path,
-                    n + 1,
-                    format!("expected 7 fields, found {}", f.len()),
-                ));
+                return Err(malformed(anime_path, n + 1, format!("expected 7 fields, found {}", f.len())));
             }
-            let id = parse_u32(f[0].as_bytes(), "anime id")
-                .map_err(|m| malformed(anime_path, n + 1, m))?;
+            let id = parse_u32(f[0].as_bytes(), "anime id").map_err(|m| malformed(anime_path, n + 1, m))?;
             if !seen.insert(id) {
-                return Err(malformed(
-                    anime_path,
-                    n + 1,
-                    format!("duplicate anime id `{id}`"),
-                ));
+                return Err(malformed(anime_path, n + 1, format!("duplicate anime id `{id}`")));
             }
             items.item.push(id);
             items.title.push(f[1].clone());
-            items.genres.push(
-                f[2].split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            );
+            items.genres.push(f[2].split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect());
             let ty = f[3].trim();
-            items.categories.push(if ty.is_empty() {
-                vec![]
-            } else {
-                vec![ty.to_string()]
-            });
+            items.categories.push(if ty.is_empty() { vec![] } else { vec![ty.to_string()] });
         }
         ctx.progress(0.1, "reading rating.csv");
         let bytes = map(rating_path)?;
         let (head, body) = header(&bytes);
-        if !String::from_utf8_lossy(head)
-            .trim_start_matches('\u{feff}')
-            .starts_with("user_id")
-        {
-            return Err(malformed(
-                rating_path,
-                1,
-                "expected the header `user_id,anime_id,rating`".to_string(),
-            ));
+        if !String::from_utf8_lossy(head).trim_start_matches('\u{feff}').starts_with("user_id") {
+            return Err(malformed(rating_path, 1, "expected the header `user_id,anime_id,rating`".to_string()));
         }
         // No timestamps: the row's position among the kept rows is its time.
         let (rows, unrated) = parse_lines::<Row, _>(body, 2, |line| {
             let [u, i, r] = split_exact::<3>(line, b',').ok_or_else(|| {
-                format!(
-                    "expected 3 comma-separated fields, found {}",
-                    line.split(|&b| b == b',').count()
-                )
+                format!("expected 3 comma-separated fields, found {}", line.split(|&b| b == b',').count())
             })?;
             let rating = parse_i64(r, "rating")?;
             if rating == -1 {
@@ -172,11 +122,7 @@ impl Stage for Anime {
             if !(0..=10).contains(&rating) {
                 return Err(format!("rating `{rating}` out of range (-1 or 0–10)"));
             }
-            Ok(Some(Row {
-                user: parse_u32(u, "user id")?,
-                item: parse_u32(i, "anime id")?,
-                rating: rating as f32,
-            }))
+            Ok(Some(Row { user: parse_u32(u, "user id")?, item: parse_u32(i, "anime id")?, rating: rating as f32 }))
         })
         .map_err(|e| malformed(rating_path, e.line, e.message))?;
         let mut raw = Ratings::default();
@@ -198,10 +144,7 @@ impl Stage for Anime {
         )?;
         Ok(Outputs::from([
             ("items".to_string(), Artifact::Table(items.to_batch()?)),
-            (
-                "ratings".to_string(),
-                Artifact::Table(ratings.into_batch()?),
-            ),
+            ("ratings".to_string(), Artifact::Table(ratings.into_batch()?)),
             ("report".to_string(), Artifact::Table(report)),
         ]))
     }

@@ -83,11 +83,7 @@ fn parse_rating(field: &[u8]) -> Result<f32, String> {
 /// Loads ratings from `path`.
 fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
     let bytes = map(path)?;
-    let malformed = |line: usize, message: String| StageError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
+    let malformed = |line: usize, message: String| StageError::Malformed { path: path.to_path_buf(), line, message };
     let (body, first_line) = match format {
         Format::Csv => {
             let (head, body) = header(&bytes);
@@ -95,10 +91,7 @@ fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
             if !head.trim_start_matches('\u{feff}').starts_with("userId") {
                 return Err(malformed(
                     1,
-                    format!(
-                        "expected the header `userId,movieId,rating,timestamp`, found `{}`",
-                        head.trim()
-                    ),
+                    format!("expected the header `userId,movieId,rating,timestamp`, found `{}`", head.trim()),
                 ));
             }
             (body, 2)
@@ -108,18 +101,12 @@ fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
     let (rows, _) = parse_lines::<Row, _>(body, first_line, |line| {
         let [u, i, r, t] = match format {
             Format::Csv => split_exact::<4>(line, b',').ok_or_else(|| {
-                format!(
-                    "expected 4 comma-separated fields, found {}",
-                    line.split(|&b| b == b',').count()
-                )
+                format!("expected 4 comma-separated fields, found {}", line.split(|&b| b == b',').count())
             })?,
             Format::Dat => {
                 let f = dat_fields(line);
                 if f.len() != 4 {
-                    return Err(format!(
-                        "expected 4 `::`-separated fields, found {}",
-                        f.len()
-                    ));
+                    return Err(format!("expected 4 `::`-separated fields, found {}", f.len()));
                 }
                 [f[0], f[1], f[2], f[3]]
             }
@@ -147,11 +134,7 @@ fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
 /// Loads movies; returns them and how many titles were not valid UTF-8.
 fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError> {
     let bytes = map(path)?;
-    let malformed = |line: usize, message: String| StageError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
+    let malformed = |line: usize, message: String| StageError::Malformed { path: path.to_path_buf(), line, message };
     let mut items = Items::default();
     let mut lossy = 0;
     let mut seen = std::collections::HashSet::new();
@@ -171,10 +154,7 @@ fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError
                     if !text.trim_start_matches('\u{feff}').starts_with("movieId") {
                         return Err(malformed(
                             1,
-                            format!(
-                                "expected the header `movieId,title,genres`, found `{}`",
-                                text.trim()
-                            ),
+                            format!("expected the header `movieId,title,genres`, found `{}`", text.trim()),
                         ));
                     }
                     continue;
@@ -186,10 +166,7 @@ fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError
         if fields.len() != 3 {
             return Err(malformed(
                 line_no,
-                format!(
-                    "expected 3 fields (movieId, title, genres), found {}",
-                    fields.len()
-                ),
+                format!("expected 3 fields (movieId, title, genres), found {}", fields.len()),
             ));
         }
         let id = parse_u32(fields[0].as_bytes(), "movie id").map_err(|m| malformed(line_no, m))?;
@@ -229,23 +206,15 @@ impl Stage for MovieLens {
                 name: "ratings",
                 help: "user, item, rating, ts; sorted by user then time; duplicates resolved",
             },
-            OutputDoc {
-                name: "items",
-                help: "item, title, categories (genres), genres",
-            },
-            OutputDoc {
-                name: "report",
-                help: "counters: ratings, users, items, duplicates, lossy titles…",
-            },
+            OutputDoc { name: "items", help: "item, title, categories (genres), genres" },
+            OutputDoc { name: "report", help: "counters: ratings, users, items, duplicates, lossy titles…" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
     }
     fn sources(&self, p: &Value) -> Vec<PathBuf> {
-        params::parse::<P>(p, PARAMS)
-            .map(|p| vec![p.path])
-            .unwrap_or_default()
+        params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;
@@ -261,19 +230,12 @@ impl Stage for MovieLens {
         let report = report(
             &ratings,
             &items,
-            &[
-                ("rows", rows as i64),
-                ("duplicates", dups as i64),
-                ("lossy_titles", lossy as i64),
-            ],
+            &[("rows", rows as i64), ("duplicates", dups as i64), ("lossy_titles", lossy as i64)],
         )?;
         ctx.progress(0.8, "building tables");
         Ok(Outputs::from([
             ("items".to_string(), Artifact::Table(items.to_batch()?)),
-            (
-                "ratings".to_string(),
-                Artifact::Table(ratings.into_batch()?),
-            ),
+            ("ratings".to_string(), Artifact::Table(ratings.into_batch()?)),
             ("report".to_string(), Artifact::Table(report)),
         ]))
     }
@@ -286,9 +248,6 @@ mod tests {
     #[test]
     fn dat_fields_split_on_double_colons() {
         assert_eq!(dat_fields(b"1::Toy Story: X (1995)::A|B").len(), 3);
-        assert_eq!(
-            dat_fields(b"1::1193::5::978300760"),
-            vec![&b"1"[..], b"1193", b"5", b"978300760"]
-        );
+        assert_eq!(dat_fields(b"1::1193::5::978300760"), vec![&b"1"[..], b"1193", b"5", b"978300760"]);
     }
 }

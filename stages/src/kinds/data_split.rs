@@ -59,24 +59,9 @@ fn shared() -> usize {
 }
 
 const PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "sim",
-        ty: "string",
-        default: None,
-        help: "category of the sim domain (genre or type)",
-    },
-    ParamDoc {
-        name: "real",
-        ty: "string",
-        default: None,
-        help: "category of the real domain",
-    },
-    ParamDoc {
-        name: "min_item_ratings",
-        ty: "integer",
-        default: Some("5"),
-        help: "drop rarer items",
-    },
+    ParamDoc { name: "sim", ty: "string", default: None, help: "category of the sim domain (genre or type)" },
+    ParamDoc { name: "real", ty: "string", default: None, help: "category of the real domain" },
+    ParamDoc { name: "min_item_ratings", ty: "integer", default: Some("5"), help: "drop rarer items" },
     ParamDoc {
         name: "min_user_ratings",
         ty: "integer",
@@ -95,18 +80,8 @@ const PARAMS: &[ParamDoc] = &[
         default: Some("0.2"),
         help: "share of the rest used for validation",
     },
-    ParamDoc {
-        name: "shared_users",
-        ty: "integer",
-        default: Some("200"),
-        help: "shared training users (real logs)",
-    },
-    ParamDoc {
-        name: "seed",
-        ty: "integer",
-        default: Some("0"),
-        help: "user shuffle seed",
-    },
+    ParamDoc { name: "shared_users", ty: "integer", default: Some("200"), help: "shared training users (real logs)" },
+    ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "user shuffle seed" },
 ];
 
 /// Roles of users in the split.
@@ -114,22 +89,13 @@ pub const ROLES: [&str; 4] = ["sim_only", "shared", "val", "test"];
 
 fn check(p: &P) -> Result<(), StageError> {
     if !(0.0..1.0).contains(&p.test_frac) {
-        return Err(params::invalid(
-            format!("`test_frac` must be in [0, 1), got {}", p.test_frac),
-            PARAMS,
-        ));
+        return Err(params::invalid(format!("`test_frac` must be in [0, 1), got {}", p.test_frac), PARAMS));
     }
     if !(0.0..1.0).contains(&p.val_frac) {
-        return Err(params::invalid(
-            format!("`val_frac` must be in [0, 1), got {}", p.val_frac),
-            PARAMS,
-        ));
+        return Err(params::invalid(format!("`val_frac` must be in [0, 1), got {}", p.val_frac), PARAMS));
     }
     if p.sim == p.real {
-        return Err(params::invalid(
-            format!("`sim` and `real` are both `{}`", p.sim),
-            PARAMS,
-        ));
+        return Err(params::invalid(format!("`sim` and `real` are both `{}`", p.sim), PARAMS));
     }
     if p.shared_users == 0 {
         return Err(params::invalid("`shared_users` must be ≥ 1", PARAMS));
@@ -167,10 +133,7 @@ fn available(items: &Items) -> String {
     }
     let mut v: Vec<_> = counts.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    v.iter()
-        .map(|(c, n)| format!("{c} ({n})"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    v.iter().map(|(c, n)| format!("{c} ({n})")).collect::<Vec<_>>().join(", ")
 }
 
 fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, StageError> {
@@ -212,16 +175,8 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
         rare += i64::from(!keep);
         keep
     });
-    let mut sim_items: Vec<u32> = domain
-        .iter()
-        .filter(|(_, d)| **d == 0)
-        .map(|(i, _)| *i)
-        .collect();
-    let mut real_items: Vec<u32> = domain
-        .iter()
-        .filter(|(_, d)| **d == 1)
-        .map(|(i, _)| *i)
-        .collect();
+    let mut sim_items: Vec<u32> = domain.iter().filter(|(_, d)| **d == 0).map(|(i, _)| *i).collect();
+    let mut real_items: Vec<u32> = domain.iter().filter(|(_, d)| **d == 1).map(|(i, _)| *i).collect();
     sim_items.sort_unstable();
     real_items.sort_unstable();
     for (name, c, pool) in [("sim", &p.sim, &sim_items), ("real", &p.real, &real_items)] {
@@ -239,11 +194,8 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
             *real_count.entry(ratings.user[k]).or_default() += 1;
         }
     }
-    let mut real_users: Vec<u32> = real_count
-        .iter()
-        .filter(|(_, n)| **n >= p.min_user_ratings.max(1))
-        .map(|(u, _)| *u)
-        .collect();
+    let mut real_users: Vec<u32> =
+        real_count.iter().filter(|(_, n)| **n >= p.min_user_ratings.max(1)).map(|(u, _)| *u).collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
     real_users.shuffle(&mut rng);
     let n = real_users.len();
@@ -272,9 +224,7 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
     }
     let sim = ratings.filter(|k| domain.get(&ratings.item[k]) == Some(&0));
     let real_of = |want: &str| {
-        ratings.filter(|k| {
-            domain.get(&ratings.item[k]) == Some(&1) && role.get(&ratings.user[k]) == Some(&want)
-        })
+        ratings.filter(|k| domain.get(&ratings.item[k]) == Some(&1) && role.get(&ratings.user[k]) == Some(&want))
     };
     let real_train = real_of("shared");
     let val = real_of("val");
@@ -295,43 +245,24 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
         ("real_users_unused", (n - n_test - n_val - n_shared) as i64),
         ("rating_max_x10", (max_rating * 10.0).round() as i64),
     ];
-    Ok(SplitResult {
-        sim,
-        real_train,
-        val,
-        test,
-        sim_items,
-        real_items,
-        users,
-        info,
-    })
+    Ok(SplitResult { sim, real_train, val, test, sim_items, real_items, users, info })
 }
 
 /// Splits `ratings`/`items` with params given as JSON (see the stage's params).
-pub fn split(
-    ratings: &Ratings,
-    items: &Items,
-    params_json: &Value,
-) -> Result<SplitResult, StageError> {
+pub fn split(ratings: &Ratings, items: &Items, params_json: &Value) -> Result<SplitResult, StageError> {
     let p: P = params::parse(params_json, PARAMS)?;
     check(&p)?;
     run_split(ratings, items, &p)
 }
 
-fn pool(
-    items: &[u32],
-    ratings: &[&Ratings],
-) -> Result<arrow::record_batch::RecordBatch, StageError> {
+fn pool(items: &[u32], ratings: &[&Ratings]) -> Result<arrow::record_batch::RecordBatch, StageError> {
     let mut count: HashMap<u32, u32> = HashMap::new();
     for r in ratings {
         for &i in &r.item {
             *count.entry(i).or_default() += 1;
         }
     }
-    let n: Vec<u32> = items
-        .iter()
-        .map(|i| count.get(i).copied().unwrap_or(0))
-        .collect();
+    let n: Vec<u32> = items.iter().map(|i| count.get(i).copied().unwrap_or(0)).collect();
     batch(vec![
         ("item", Arc::new(UInt32Array::from(items.to_vec()))),
         ("n_train_ratings", Arc::new(UInt32Array::from(n))),
@@ -353,54 +284,20 @@ impl Stage for Split {
     }
     fn inputs(&self) -> &'static [InputDoc] {
         &[
-            InputDoc {
-                name: "ratings",
-                required: true,
-                many: false,
-                help: "a loader's ratings",
-            },
-            InputDoc {
-                name: "items",
-                required: true,
-                many: false,
-                help: "a loader's items",
-            },
+            InputDoc { name: "ratings", required: true, many: false, help: "a loader's ratings" },
+            InputDoc { name: "items", required: true, many: false, help: "a loader's items" },
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
-            OutputDoc {
-                name: "sim",
-                help: "D_sim: every sim-domain rating",
-            },
-            OutputDoc {
-                name: "real_train",
-                help: "D_real: real ratings of the shared users",
-            },
-            OutputDoc {
-                name: "val",
-                help: "real ratings of validation users",
-            },
-            OutputDoc {
-                name: "test",
-                help: "real ratings of test users",
-            },
-            OutputDoc {
-                name: "sim_items",
-                help: "the sim item pool (item, n_train_ratings)",
-            },
-            OutputDoc {
-                name: "real_items",
-                help: "the real item pool (item, n_train_ratings)",
-            },
-            OutputDoc {
-                name: "users",
-                help: "user, role (sim_only, shared, val, test)",
-            },
-            OutputDoc {
-                name: "info",
-                help: "counters: items dropped, real users, max rating ×10",
-            },
+            OutputDoc { name: "sim", help: "D_sim: every sim-domain rating" },
+            OutputDoc { name: "real_train", help: "D_real: real ratings of the shared users" },
+            OutputDoc { name: "val", help: "real ratings of validation users" },
+            OutputDoc { name: "test", help: "real ratings of test users" },
+            OutputDoc { name: "sim_items", help: "the sim item pool (item, n_train_ratings)" },
+            OutputDoc { name: "real_items", help: "the real item pool (item, n_train_ratings)" },
+            OutputDoc { name: "users", help: "user, role (sim_only, shared, val, test)" },
+            OutputDoc { name: "info", help: "counters: items dropped, real users, max rating ×10" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
@@ -412,27 +309,14 @@ impl Stage for Split {
         ctx.progress(0.2, "splitting");
         let s = split(&ratings, &items, p)?;
         let users = batch(vec![
-            (
-                "user",
-                Arc::new(UInt32Array::from(
-                    s.users.iter().map(|u| u.0).collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "role",
-                Arc::new(StringArray::from(
-                    s.users.iter().map(|u| u.1).collect::<Vec<_>>(),
-                )),
-            ),
+            ("user", Arc::new(UInt32Array::from(s.users.iter().map(|u| u.0).collect::<Vec<_>>()))),
+            ("role", Arc::new(StringArray::from(s.users.iter().map(|u| u.1).collect::<Vec<_>>()))),
         ])?;
         let sim_items = pool(&s.sim_items, &[&s.sim])?;
         let real_items = pool(&s.real_items, &[&s.real_train])?;
         Ok(Outputs::from([
             ("sim".to_string(), Artifact::Table(s.sim.into_batch()?)),
-            (
-                "real_train".to_string(),
-                Artifact::Table(s.real_train.into_batch()?),
-            ),
+            ("real_train".to_string(), Artifact::Table(s.real_train.into_batch()?)),
             ("val".to_string(), Artifact::Table(s.val.into_batch()?)),
             ("test".to_string(), Artifact::Table(s.test.into_batch()?)),
             ("sim_items".to_string(), Artifact::Table(sim_items)),

@@ -30,24 +30,9 @@ struct P {
 }
 
 const PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "dataset",
-        ty: "string",
-        default: Some("\"\""),
-        help: "label of the dataset column",
-    },
-    ParamDoc {
-        name: "sim",
-        ty: "string",
-        default: Some("\"\""),
-        help: "label of the sim category",
-    },
-    ParamDoc {
-        name: "real",
-        ty: "string",
-        default: Some("\"\""),
-        help: "label of the real category",
-    },
+    ParamDoc { name: "dataset", ty: "string", default: Some("\"\""), help: "label of the dataset column" },
+    ParamDoc { name: "sim", ty: "string", default: Some("\"\""), help: "label of the sim category" },
+    ParamDoc { name: "real", ty: "string", default: Some("\"\""), help: "label of the real category" },
 ];
 
 impl Stage for Stats {
@@ -65,54 +50,14 @@ impl Stage for Stats {
     }
     fn inputs(&self) -> &'static [InputDoc] {
         &[
-            InputDoc {
-                name: "sim",
-                required: true,
-                many: false,
-                help: "split.sim",
-            },
-            InputDoc {
-                name: "real_train",
-                required: true,
-                many: false,
-                help: "split.real_train",
-            },
-            InputDoc {
-                name: "val",
-                required: false,
-                many: false,
-                help: "split.val",
-            },
-            InputDoc {
-                name: "test",
-                required: true,
-                many: false,
-                help: "split.test",
-            },
-            InputDoc {
-                name: "sim_items",
-                required: true,
-                many: false,
-                help: "split.sim_items",
-            },
-            InputDoc {
-                name: "real_items",
-                required: true,
-                many: false,
-                help: "split.real_items",
-            },
-            InputDoc {
-                name: "users",
-                required: true,
-                many: false,
-                help: "split.users",
-            },
-            InputDoc {
-                name: "info",
-                required: false,
-                many: false,
-                help: "split.info",
-            },
+            InputDoc { name: "sim", required: true, many: false, help: "split.sim" },
+            InputDoc { name: "real_train", required: true, many: false, help: "split.real_train" },
+            InputDoc { name: "val", required: false, many: false, help: "split.val" },
+            InputDoc { name: "test", required: true, many: false, help: "split.test" },
+            InputDoc { name: "sim_items", required: true, many: false, help: "split.sim_items" },
+            InputDoc { name: "real_items", required: true, many: false, help: "split.real_items" },
+            InputDoc { name: "users", required: true, many: false, help: "split.users" },
+            InputDoc { name: "info", required: false, many: false, help: "split.info" },
             InputDoc {
                 name: "report",
                 required: false,
@@ -122,10 +67,7 @@ impl Stage for Stats {
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[OutputDoc {
-            name: "table1",
-            help: "one row in Table 1's layout",
-        }]
+        &[OutputDoc { name: "table1", help: "one row in Table 1's layout" }]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
@@ -136,21 +78,13 @@ impl Stage for Stats {
         let ids = column::<UInt32Array>(users, "users", "user")?;
         let roles = column::<StringArray>(users, "users", "role")?;
         let with_role = |r: &str| {
-            (0..users.num_rows())
-                .filter(|&k| roles.value(k) == r)
-                .map(|k| ids.value(k))
-                .collect::<HashSet<u32>>()
+            (0..users.num_rows()).filter(|&k| roles.value(k) == r).map(|k| ids.value(k)).collect::<HashSet<u32>>()
         };
         let shared = with_role("shared");
         let sim = inputs.table("sim")?;
-        let sim_users: HashSet<u32> = column::<UInt32Array>(sim, "sim", "user")?
-            .values()
-            .iter()
-            .copied()
-            .collect();
+        let sim_users: HashSet<u32> = column::<UInt32Array>(sim, "sim", "user")?.values().iter().copied().collect();
         let sim_only = sim_users.difference(&shared).count();
-        let rows =
-            |name: &str| -> Result<i64, StageError> { Ok(inputs.table(name)?.num_rows() as i64) };
+        let rows = |name: &str| -> Result<i64, StageError> { Ok(inputs.table(name)?.num_rows() as i64) };
         let val_users = with_role("val").len() as i64;
         let mut cols: Vec<(&str, ArrayRef)> = vec![
             ("Dataset", Arc::new(StringArray::from(vec![p.dataset]))),
@@ -196,9 +130,6 @@ impl Stage for Stats {
         for (name, v) in ints {
             cols.push((name, Arc::new(Int64Array::from(vec![v]))));
         }
-        Ok(Outputs::from([(
-            "table1".to_string(),
-            Artifact::Table(batch(cols)?),
-        )]))
+        Ok(Outputs::from([("table1".to_string(), Artifact::Table(batch(cols)?))]))
     }
 }

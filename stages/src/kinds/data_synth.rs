@@ -14,9 +14,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, StringArray, UInt32Array,
-};
+use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Float64Array, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -123,102 +121,22 @@ fn d_cats() -> [String; 2] {
 }
 
 const PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "users",
-        ty: "integer",
-        default: Some("1000"),
-        help: "users",
-    },
-    ParamDoc {
-        name: "sim_items",
-        ty: "integer",
-        default: Some("200"),
-        help: "items of the sim category",
-    },
-    ParamDoc {
-        name: "real_items",
-        ty: "integer",
-        default: Some("200"),
-        help: "items of the real category",
-    },
-    ParamDoc {
-        name: "dim",
-        ty: "integer",
-        default: Some("8"),
-        help: "latent dimension",
-    },
-    ParamDoc {
-        name: "ratings_per_user",
-        ty: "number",
-        default: Some("80"),
-        help: "mean ratings per user",
-    },
-    ParamDoc {
-        name: "sim_share",
-        ty: "number in (0, 1)",
-        default: Some("0.5"),
-        help: "share of ratings in sim",
-    },
-    ParamDoc {
-        name: "gap",
-        ty: "number ≥ 0",
-        default: Some("0"),
-        help: "real-vs-sim dynamics gap",
-    },
-    ParamDoc {
-        name: "polar",
-        ty: "number",
-        default: Some("1"),
-        help: "polarisation weight",
-    },
-    ParamDoc {
-        name: "momentum",
-        ty: "number",
-        default: Some("0.5"),
-        help: "history momentum weight",
-    },
-    ParamDoc {
-        name: "drift",
-        ty: "number",
-        default: Some("1"),
-        help: "in-session drift weight",
-    },
-    ParamDoc {
-        name: "window",
-        ty: "integer",
-        default: Some("5"),
-        help: "momentum history window",
-    },
-    ParamDoc {
-        name: "session",
-        ty: "integer",
-        default: Some("32"),
-        help: "session length T of the drift",
-    },
-    ParamDoc {
-        name: "noise",
-        ty: "number ≥ 0",
-        default: Some("0.5"),
-        help: "rating noise std",
-    },
-    ParamDoc {
-        name: "zipf",
-        ty: "number ≥ 0",
-        default: Some("0.8"),
-        help: "popularity skew",
-    },
-    ParamDoc {
-        name: "categories",
-        ty: "[string, string]",
-        default: Some("[Sim, Real]"),
-        help: "category names",
-    },
-    ParamDoc {
-        name: "seed",
-        ty: "integer",
-        default: Some("0"),
-        help: "seed",
-    },
+    ParamDoc { name: "users", ty: "integer", default: Some("1000"), help: "users" },
+    ParamDoc { name: "sim_items", ty: "integer", default: Some("200"), help: "items of the sim category" },
+    ParamDoc { name: "real_items", ty: "integer", default: Some("200"), help: "items of the real category" },
+    ParamDoc { name: "dim", ty: "integer", default: Some("8"), help: "latent dimension" },
+    ParamDoc { name: "ratings_per_user", ty: "number", default: Some("80"), help: "mean ratings per user" },
+    ParamDoc { name: "sim_share", ty: "number in (0, 1)", default: Some("0.5"), help: "share of ratings in sim" },
+    ParamDoc { name: "gap", ty: "number ≥ 0", default: Some("0"), help: "real-vs-sim dynamics gap" },
+    ParamDoc { name: "polar", ty: "number", default: Some("1"), help: "polarisation weight" },
+    ParamDoc { name: "momentum", ty: "number", default: Some("0.5"), help: "history momentum weight" },
+    ParamDoc { name: "drift", ty: "number", default: Some("1"), help: "in-session drift weight" },
+    ParamDoc { name: "window", ty: "integer", default: Some("5"), help: "momentum history window" },
+    ParamDoc { name: "session", ty: "integer", default: Some("32"), help: "session length T of the drift" },
+    ParamDoc { name: "noise", ty: "number ≥ 0", default: Some("0.5"), help: "rating noise std" },
+    ParamDoc { name: "zipf", ty: "number ≥ 0", default: Some("0.8"), help: "popularity skew" },
+    ParamDoc { name: "categories", ty: "[string, string]", default: Some("[Sim, Real]"), help: "category names" },
+    ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
 
 fn check(p: &SynthParams) -> Result<(), StageError> {
@@ -227,10 +145,7 @@ fn check(p: &SynthParams) -> Result<(), StageError> {
         return bad("`users`, `sim_items`, `real_items` and `dim` must be ≥ 1".into());
     }
     if !(p.sim_share > 0.0 && p.sim_share < 1.0) {
-        return bad(format!(
-            "`sim_share` must be in (0, 1), got {}",
-            p.sim_share
-        ));
+        return bad(format!("`sim_share` must be in (0, 1), got {}", p.sim_share));
     }
     if p.gap < 0.0 || p.noise < 0.0 || p.zipf < 0.0 || p.ratings_per_user < 2.0 {
         return bad("`gap`, `noise`, `zipf` must be ≥ 0 and `ratings_per_user` ≥ 2".into());
@@ -308,8 +223,7 @@ fn erf(x: f64) -> f64 {
     let x = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
             * t
             * (-x * x).exp();
     s * y
@@ -335,15 +249,9 @@ pub fn generate(p: &SynthParams) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let unit = Normal::new(0.0, 1.0).expect("valid normal");
     let scale_u = 1.0 / (d as f64).sqrt();
-    let user_factors: Vec<f32> = (0..p.users * d)
-        .map(|_| (unit.sample(&mut rng) * scale_u) as f32)
-        .collect();
-    let item_factors: Vec<f32> = (0..n_items * d)
-        .map(|_| unit.sample(&mut rng) as f32)
-        .collect();
-    let item_bias: Vec<f32> = (0..n_items)
-        .map(|_| (unit.sample(&mut rng) * 0.5) as f32)
-        .collect();
+    let user_factors: Vec<f32> = (0..p.users * d).map(|_| (unit.sample(&mut rng) * scale_u) as f32).collect();
+    let item_factors: Vec<f32> = (0..n_items * d).map(|_| unit.sample(&mut rng) as f32).collect();
+    let item_bias: Vec<f32> = (0..n_items).map(|_| (unit.sample(&mut rng) * 0.5) as f32).collect();
     // Popularity rank → item, per category.
     let mut perm_sim: Vec<u32> = (1..=p.sim_items as u32).collect();
     let mut perm_real: Vec<u32> = (p.sim_items as u32 + 1..=n_items as u32).collect();
@@ -356,9 +264,7 @@ pub fn generate(p: &SynthParams) -> World {
     let per_user: Vec<Ratings> = (0..p.users)
         .into_par_iter()
         .map(|u| {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                p.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(u as u64 + 1)),
-            );
+            let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(u as u64 + 1)));
             let noise = Normal::new(0.0, p.noise.max(1e-12)).expect("valid normal");
             let n = (2.0 + extra.sample(&mut rng)).round() as usize;
             let n_sim = ((n as f64 * p.sim_share).round() as usize).clamp(1, p.sim_items);
@@ -381,9 +287,8 @@ pub fn generate(p: &SynthParams) -> World {
             let sims = pick(&mut rng, &cdf_sim, &perm_sim, n_sim);
             let reals = pick(&mut rng, &cdf_real, &perm_real, n_real);
             // Interleave in time: a random merge.
-            let mut order: Vec<bool> = std::iter::repeat_n(false, sims.len())
-                .chain(std::iter::repeat_n(true, reals.len()))
-                .collect();
+            let mut order: Vec<bool> =
+                std::iter::repeat_n(false, sims.len()).chain(std::iter::repeat_n(true, reals.len())).collect();
             order.shuffle(&mut rng);
             let mut out = Ratings::default();
             let (mut si, mut ri) = (0, 0);
@@ -392,27 +297,17 @@ pub fn generate(p: &SynthParams) -> World {
                 let item = if is_real { reals[ri] } else { sims[si] };
                 let row = item as usize - 1;
                 let vf = &item_factors[row * d..(row + 1) * d];
-                let a: f64 = uf
-                    .iter()
-                    .zip(vf)
-                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
-                    .sum::<f64>()
+                let a: f64 = uf.iter().zip(vf).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>()
                     + f64::from(item_bias[row]);
                 let eps = noise.sample(&mut rng);
                 let mean = if is_real {
                     let w = &history[history.len().saturating_sub(p.window)..];
-                    let m = if w.is_empty() {
-                        0.0
-                    } else {
-                        w.iter().sum::<f64>() / w.len() as f64
-                    };
+                    let m = if w.is_empty() { 0.0 } else { w.iter().sum::<f64>() / w.len() as f64 };
                     p.mean_score(a, true, ri, m)
                 } else {
                     p.mean_score(a, false, 0, 0.0)
                 };
-                let y = if p.noise == 0.0 { mean } else { mean + eps }
-                    .round()
-                    .clamp(1.0, 5.0);
+                let y = if p.noise == 0.0 { mean } else { mean + eps }.round().clamp(1.0, 5.0);
                 if is_real {
                     history.push(y - 3.0);
                     ri += 1;
@@ -433,24 +328,13 @@ pub fn generate(p: &SynthParams) -> World {
     }
     let mut items = Items::default();
     for k in 0..n_items {
-        let cat = if k < p.sim_items {
-            &p.categories[0]
-        } else {
-            &p.categories[1]
-        };
+        let cat = if k < p.sim_items { &p.categories[0] } else { &p.categories[1] };
         items.item.push(k as u32 + 1);
         items.title.push(format!("{cat} item {}", k + 1));
         items.categories.push(vec![cat.clone()]);
         items.genres.push(vec![cat.clone()]);
     }
-    World {
-        ratings,
-        items,
-        user_factors,
-        item_factors,
-        item_bias,
-        params: p.clone(),
-    }
+    World { ratings, items, user_factors, item_factors, item_bias, params: p.clone() }
 }
 
 fn factors(
@@ -460,16 +344,9 @@ fn factors(
     extra: Vec<(&str, ArrayRef)>,
 ) -> Result<arrow::record_batch::RecordBatch, StageError> {
     let values = Arc::new(Float32Array::from(flat.to_vec()));
-    let list = FixedSizeListArray::try_new(
-        Arc::new(Field::new("item", DataType::Float32, false)),
-        d as i32,
-        values,
-        None,
-    )?;
-    let mut cols: Vec<(&str, ArrayRef)> = vec![
-        ("id", Arc::new(UInt32Array::from(ids))),
-        ("factors", Arc::new(list)),
-    ];
+    let list =
+        FixedSizeListArray::try_new(Arc::new(Field::new("item", DataType::Float32, false)), d as i32, values, None)?;
+    let mut cols: Vec<(&str, ArrayRef)> = vec![("id", Arc::new(UInt32Array::from(ids))), ("factors", Arc::new(list))];
     cols.extend(extra);
     batch(cols)
 }
@@ -489,30 +366,12 @@ impl Stage for Synth {
     }
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
-            OutputDoc {
-                name: "ratings",
-                help: "user, item, rating (1–5), ts",
-            },
-            OutputDoc {
-                name: "items",
-                help: "item, title, categories, genres",
-            },
-            OutputDoc {
-                name: "report",
-                help: "counters like a loader's",
-            },
-            OutputDoc {
-                name: "truth_users",
-                help: "id, factors",
-            },
-            OutputDoc {
-                name: "truth_items",
-                help: "id, factors, bias, category",
-            },
-            OutputDoc {
-                name: "truth",
-                help: "key, value: every scalar param of the dynamics",
-            },
+            OutputDoc { name: "ratings", help: "user, item, rating (1–5), ts" },
+            OutputDoc { name: "items", help: "item, title, categories, genres" },
+            OutputDoc { name: "report", help: "counters like a loader's" },
+            OutputDoc { name: "truth_users", help: "id, factors" },
+            OutputDoc { name: "truth_items", help: "id, factors, bias, category" },
+            OutputDoc { name: "truth", help: "key, value: every scalar param of the dynamics" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
@@ -534,13 +393,7 @@ impl Stage for Synth {
         let n_items = p.sim_items + p.real_items;
         let truth_users = factors((1..=p.users as u32).collect(), &w.user_factors, d, vec![])?;
         let cats: Vec<&str> = (0..n_items)
-            .map(|k| {
-                if k < p.sim_items {
-                    p.categories[0].as_str()
-                } else {
-                    p.categories[1].as_str()
-                }
-            })
+            .map(|k| if k < p.sim_items { p.categories[0].as_str() } else { p.categories[1].as_str() })
             .collect();
         let truth_items = factors(
             (1..=n_items as u32).collect(),
@@ -564,24 +417,11 @@ impl Stage for Synth {
             ("real_items", p.real_items as f64),
         ];
         let truth = batch(vec![
-            (
-                "key",
-                Arc::new(StringArray::from(
-                    scalars.iter().map(|s| s.0).collect::<Vec<_>>(),
-                )),
-            ),
-            (
-                "value",
-                Arc::new(Float64Array::from(
-                    scalars.iter().map(|s| s.1).collect::<Vec<_>>(),
-                )),
-            ),
+            ("key", Arc::new(StringArray::from(scalars.iter().map(|s| s.0).collect::<Vec<_>>()))),
+            ("value", Arc::new(Float64Array::from(scalars.iter().map(|s| s.1).collect::<Vec<_>>()))),
         ])?;
         Ok(Outputs::from([
-            (
-                "ratings".to_string(),
-                Artifact::Table(ratings.into_batch()?),
-            ),
+            ("ratings".to_string(), Artifact::Table(ratings.into_batch()?)),
             ("items".to_string(), Artifact::Table(w.items.to_batch()?)),
             ("report".to_string(), Artifact::Table(report)),
             ("truth_users".to_string(), Artifact::Table(truth_users)),

@@ -18,9 +18,7 @@ fn sleep(ctx: &Context, ms: u64) -> Result<(), StageError> {
     let end = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < end {
         ctx.check_cancelled()?;
-        std::thread::sleep(
-            Duration::from_millis(5).min(end.saturating_duration_since(Instant::now())),
-        );
+        std::thread::sleep(Duration::from_millis(5).min(end.saturating_duration_since(Instant::now())));
     }
     Ok(())
 }
@@ -48,30 +46,10 @@ fn one() -> i64 {
 }
 
 const SEQ_PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "n",
-        ty: "integer ≥ 0",
-        default: Some("10"),
-        help: "rows",
-    },
-    ParamDoc {
-        name: "start",
-        ty: "integer",
-        default: Some("0"),
-        help: "first value",
-    },
-    ParamDoc {
-        name: "step",
-        ty: "integer",
-        default: Some("1"),
-        help: "increment",
-    },
-    ParamDoc {
-        name: "sleep_ms",
-        ty: "integer",
-        default: Some("0"),
-        help: "pretend to work this long",
-    },
+    ParamDoc { name: "n", ty: "integer ≥ 0", default: Some("10"), help: "rows" },
+    ParamDoc { name: "start", ty: "integer", default: Some("0"), help: "first value" },
+    ParamDoc { name: "step", ty: "integer", default: Some("1"), help: "increment" },
+    ParamDoc { name: "sleep_ms", ty: "integer", default: Some("0"), help: "pretend to work this long" },
 ];
 
 impl Stage for Sequence {
@@ -88,18 +66,12 @@ impl Stage for Sequence {
         SEQ_PARAMS
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[OutputDoc {
-            name: "table",
-            help: "column `x: int64`",
-        }]
+        &[OutputDoc { name: "table", help: "column `x: int64`" }]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         let p: SequenceParams = params::parse(p, SEQ_PARAMS)?;
         if p.n < 0 {
-            return Err(params::invalid(
-                format!("`n` must be ≥ 0, got {}", p.n),
-                SEQ_PARAMS,
-            ));
+            return Err(params::invalid(format!("`n` must be ≥ 0, got {}", p.n), SEQ_PARAMS));
         }
         Ok(())
     }
@@ -125,18 +97,8 @@ struct SumParams {
 }
 
 const SUM_PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "scale",
-        ty: "integer",
-        default: Some("1"),
-        help: "multiplier",
-    },
-    ParamDoc {
-        name: "sleep_ms",
-        ty: "integer",
-        default: Some("0"),
-        help: "pretend to work this long",
-    },
+    ParamDoc { name: "scale", ty: "integer", default: Some("1"), help: "multiplier" },
+    ParamDoc { name: "sleep_ms", ty: "integer", default: Some("0"), help: "pretend to work this long" },
 ];
 
 impl Stage for Sum {
@@ -153,18 +115,10 @@ impl Stage for Sum {
         SUM_PARAMS
     }
     fn inputs(&self) -> &'static [InputDoc] {
-        &[InputDoc {
-            name: "x",
-            required: true,
-            many: true,
-            help: "tables with an int64 column `x`",
-        }]
+        &[InputDoc { name: "x", required: true, many: true, help: "tables with an int64 column `x`" }]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[OutputDoc {
-            name: "table",
-            help: "one row, column `x: int64`",
-        }]
+        &[OutputDoc { name: "table", help: "one row, column `x: int64`" }]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<SumParams>(p, SUM_PARAMS).map(|_| ())
@@ -175,15 +129,9 @@ impl Stage for Sum {
         let mut total = 0i64;
         for (from, a) in inputs.all("x") {
             let t = a.table(from)?;
-            total += column::<Int64Array>(t, from, "x")?
-                .values()
-                .iter()
-                .sum::<i64>();
+            total += column::<Int64Array>(t, from, "x")?.values().iter().sum::<i64>();
         }
-        let t = batch(vec![(
-            "x",
-            Arc::new(Int64Array::from(vec![total * p.scale])),
-        )])?;
+        let t = batch(vec![("x", Arc::new(Int64Array::from(vec![total * p.scale])))])?;
         Ok(Outputs::from([("table".to_string(), Artifact::Table(t))]))
     }
 }
@@ -204,18 +152,8 @@ fn default_message() -> String {
 }
 
 const FAIL_PARAMS: &[ParamDoc] = &[
-    ParamDoc {
-        name: "message",
-        ty: "string",
-        default: Some("failed on purpose"),
-        help: "the error",
-    },
-    ParamDoc {
-        name: "sleep_ms",
-        ty: "integer",
-        default: Some("0"),
-        help: "fail after this long",
-    },
+    ParamDoc { name: "message", ty: "string", default: Some("failed on purpose"), help: "the error" },
+    ParamDoc { name: "sleep_ms", ty: "integer", default: Some("0"), help: "fail after this long" },
 ];
 
 impl Stage for Fail {
@@ -232,18 +170,10 @@ impl Stage for Fail {
         FAIL_PARAMS
     }
     fn inputs(&self) -> &'static [InputDoc] {
-        &[InputDoc {
-            name: "x",
-            required: false,
-            many: true,
-            help: "ignored",
-        }]
+        &[InputDoc { name: "x", required: false, many: true, help: "ignored" }]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[OutputDoc {
-            name: "table",
-            help: "never produced",
-        }]
+        &[OutputDoc { name: "table", help: "never produced" }]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<FailParams>(p, FAIL_PARAMS).map(|_| ())

@@ -1,0 +1,355 @@
+//! End-to-end tests of the CLI: caching semantics, faults, concurrency and diagnostics.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use util::{statuses, with_status, Test};
+
+/// a, b → c → d, plus an independent e.
+const DIAMOND: &str = r#"
+name: diamond
+vars: {n: 10}
+stages:
+  a: {kind: util.sequence, params: {n: "${n}"}}
+  b: {kind: util.sequence, params: {n: 5, start: 100}}
+  c: {kind: util.sum, inputs: {x: [a.table, b.table]}}
+  d: {kind: util.sum, inputs: {x: c.table}, params: {scale: 2}}
+  e: {kind: util.sequence, params: {n: 3}}
+"#;
+
+#[test]
+fn second_run_executes_nothing_and_reads_no_inputs() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    let (_, r1) = t.run_report(&[]);
+    assert_eq!(with_status(&r1, "ran"), ["a", "b", "c", "d", "e"]);
+    assert!(r1["objects_read"].as_u64().unwrap() > 0, "the first run reads inputs");
+    let (d, r2) = t.run_report(&[]);
+    d.success();
+    assert_eq!(with_status(&r2, "cached"), ["a", "b", "c", "d", "e"]);
+    assert_eq!(r2["objects_read"], 0);
+    assert_eq!(r2["bytes_read"], 0);
+    // Same outputs both times.
+    assert_eq!(r1["stages"][3]["outputs"], r2["stages"][3]["outputs"]);
+}
+
+#[test]
+fn a_param_change_reruns_that_stage_and_its_downstream_only() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    t.run_report(&[]).0.success();
+    let (_, r) = t.run_report(&["--set", "b.n=6"]);
+    assert_eq!(with_status(&r, "ran"), ["b", "c", "d"]);
+    assert_eq!(with_status(&r, "cached"), ["a", "e"]);
+    // A var override reaches the stages that use it.
+    let (_, r) = t.run_report(&["--set", "n=11"]);
+    assert_eq!(with_status(&r, "ran"), ["a", "c", "d"]);
+}
+
+#[test]
+fn byte_identical_output_stops_the_rerun_from_spreading() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    t.run_report(&[]).0.success();
+    // sleep_ms changes b's key but not its output: c and d stay cached.
+    let (_, r) = t.run_report(&["--set", "b.sleep_ms=1"]);
+    assert_eq!(with_status(&r, "ran"), ["b"]);
+    assert_eq!(with_status(&r, "cached"), ["a", "c", "d", "e"]);
+}
+
+#[test]
+fn plan_names_the_reason_for_every_rerun() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    let fresh = t.run(&["plan", "p.yaml"]).success();
+    assert!(fresh.stdout.contains("never run"), "{}", fresh.stdout);
+    t.run_report(&[]).0.success();
+    let p = t.run(&["plan", "p.yaml"]).success();
+    assert!(p.stdout.contains("0 of 5 stages would run"), "{}", p.stdout);
+    let p = t.run(&["plan", "p.yaml", "--set", "b.n=6"]).success();
+    assert!(p.stdout.contains("param `n` changed: 5 → 6"), "{}", p.stdout);
+    assert!(p.stdout.contains("upstream `b` will run"), "{}", p.stdout);
+    assert!(p.stdout.contains("3 of 5 stages would run"), "{}", p.stdout);
+    // After running the change, the plan for the old params names the change back.
+    t.run_report(&["--set", "b.n=6"]).0.success();
+    let p = t.run(&["plan", "p.yaml", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&p.stdout).unwrap();
+    // b's old entry still exists, so everything is cached again.
+    assert!(v["stages"].as_array().unwrap().iter().all(|s| s["action"] == "cached"), "{}", p.stdout);
+    // A changed source file is named.
+    let t = Test::new();
+    std::fs::create_dir_all(t.path("ml")).unwrap();
+    std::fs::write(t.path("ml/movies.csv"), "movieId,title,genres\n1,A,Crime\n2,B,Drama\n").unwrap();
+    std::fs::write(t.path("ml/ratings.csv"), "userId,movieId,rating,timestamp\n1,1,4.0,10\n").unwrap();
+    t.pipeline("stages:\n  r: {kind: data.movielens, params: {path: ml}}\n");
+    t.run_report(&[]).0.success();
+    std::fs::write(t.path("ml/ratings.csv"), "userId,movieId,rating,timestamp\n1,1,4.5,10\n").unwrap();
+    let p = t.run(&["plan", "p.yaml"]).success();
+    assert!(p.stdout.contains("source data of param `path` changed"), "{}", p.stdout);
+}
+
+#[test]
+fn a_failure_stops_only_its_dependents() {
+    let t = Test::new();
+    t.pipeline(
+        r#"
+stages:
+  ok: {kind: util.sequence}
+  bad: {kind: util.fail, params: {message: boom}}
+  after_bad: {kind: util.sum, inputs: {x: bad.table}}
+  after_ok: {kind: util.sum, inputs: {x: ok.table}}
+"#,
+    );
+    let (d, r) = t.run_report(&[]);
+    let d = d.code(1);
+    assert!(d.stdout.contains("stage `bad` failed: boom"), "{}", d.stdout);
+    let s = statuses(&r);
+    assert_eq!(s["ok"], "ran");
+    assert_eq!(s["after_ok"], "ran");
+    assert_eq!(s["bad"], "failed");
+    assert_eq!(s["after_bad"], "skipped");
+    // What succeeded was cached; the failure is tried again.
+    let (_, r) = t.run_report(&[]);
+    let s = statuses(&r);
+    assert_eq!((s["ok"].as_str(), s["after_ok"].as_str(), s["bad"].as_str()), ("cached", "cached", "failed"));
+}
+
+fn entries(t: &Test) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(t.cache().join("entries"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn sigkill_mid_stage_leaves_no_manifest_and_the_next_run_completes() {
+    let t = Test::new();
+    t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 1500}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");
+    let mut child = t.cmd(&["run", "p.yaml", "-q"]).spawn().unwrap();
+    // Wait until the stage has its scratch dir (it is running), then kill -9.
+    let start = Instant::now();
+    loop {
+        let running = std::fs::read_dir(t.cache().join("tmp"))
+            .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("scratch-")))
+            .unwrap_or(false);
+        if running || start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(entries(&t).is_empty(), "no manifest after a kill: {:?}", entries(&t));
+    let (d, r) = t.run_report(&["-q"]);
+    d.success();
+    assert_eq!(with_status(&r, "ran"), ["next", "slow"]);
+    assert_eq!(entries(&t).len(), 2);
+}
+
+fn objects_of(report: &serde_json::Value, id: &str) -> Vec<String> {
+    let stage = report["stages"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap();
+    stage["outputs"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_flipped_bit_is_detected_on_read_and_its_stage_reruns() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    let (_, r) = t.run_report(&[]);
+    let hash = &objects_of(&r, "a")[0];
+    let obj = t.cache().join("objects").join(&hash[..2]).join(format!("{hash}.parquet"));
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&obj, &bytes).unwrap();
+    // c must run (its param changed), reads a's object, finds it corrupt: a reruns, then c.
+    let (d, r) = t.run_report(&["--set", "c.scale=3"]);
+    d.success();
+    let s = statuses(&r);
+    assert_eq!(s["a"], "ran", "{r}");
+    assert_eq!(s["c"], "ran");
+    assert_eq!(objects_of(&r, "a")[0], *hash, "the rerun reproduces the same bytes");
+    assert_eq!(std::fs::read(&obj).unwrap().len(), bytes.len());
+    // `cache verify` finds a flipped bit too, and the next run rebuilds it.
+    let hash_d = &objects_of(&r, "d")[0];
+    let obj_d = t.cache().join("objects").join(&hash_d[..2]).join(format!("{hash_d}.parquet"));
+    let mut bytes = std::fs::read(&obj_d).unwrap();
+    bytes[10] ^= 0x80;
+    std::fs::write(&obj_d, &bytes).unwrap();
+    let v = t.run(&["cache", "verify"]).code(1);
+    assert!(v.stderr.contains("corrupt object"), "{}", v.stderr);
+    let (_, r) = t.run_report(&["--set", "c.scale=3"]);
+    assert_eq!(with_status(&r, "ran"), ["d"]);
+}
+
+#[test]
+fn two_concurrent_runs_on_one_cache_both_succeed_with_identical_manifests() {
+    let t = Test::new();
+    t.pipeline(
+        r#"
+stages:
+  a: {kind: util.sequence, params: {n: 100, sleep_ms: 300}}
+  b: {kind: util.sequence, params: {n: 50, sleep_ms: 200}}
+  c: {kind: util.sum, inputs: {x: [a.table, b.table]}, params: {sleep_ms: 200}}
+"#,
+    );
+    let c1 = t.cmd(&["run", "p.yaml", "-q", "--report", "r1.json"]).spawn().unwrap();
+    let c2 = t.cmd(&["run", "p.yaml", "-q", "--report", "r2.json"]).spawn().unwrap();
+    let o1 = c1.wait_with_output().unwrap();
+    let o2 = c2.wait_with_output().unwrap();
+    assert!(o1.status.success() && o2.status.success());
+    let r1: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r1.json")).unwrap()).unwrap();
+    let r2: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r2.json")).unwrap()).unwrap();
+    for id in ["a", "b", "c"] {
+        assert_eq!(objects_of(&r1, id), objects_of(&r2, id));
+    }
+    let keys = |r: &serde_json::Value| r["stages"].as_array().unwrap().iter().map(|s| s["key"].clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&r1), keys(&r2));
+    assert_eq!(entries(&t).len(), 3);
+    // Each stage ran exactly once across the two processes (the other waited on its lock).
+    let ran = with_status(&r1, "ran").len() + with_status(&r2, "ran").len();
+    assert_eq!(ran, 3, "{r1}\n{r2}");
+}
+
+#[track_caller]
+fn config_error(yaml: &str, code: &str, needle: &str) {
+    let t = Test::new();
+    t.pipeline(yaml);
+    let d = t.run(&["run", "p.yaml"]).code(2);
+    assert!(d.stderr.contains(&format!("error[{code}]")), "expected {code}:\n{}", d.stderr);
+    assert!(d.stderr.contains(needle), "expected `{needle}` in:\n{}", d.stderr);
+    assert!(!d.stderr.contains("panicked"), "{}", d.stderr);
+    // Every diagnostic points into the file.
+    assert!(d.stderr.contains("p.yaml:"), "no file:line:col in:\n{}", d.stderr);
+    assert!(!t.cache().join("entries").exists() || entries(&t).is_empty());
+}
+
+#[test]
+fn each_malformed_pipeline_gets_its_own_message_and_exit_code_2() {
+    config_error("stages:\n  a: {kind: util.sequence\n", "spec::syntax", "invalid YAML");
+    config_error("stages:\n  a: {kind: util.sequence, parms: {}}\n", "spec::unknown-key", "unknown key `parms`");
+    config_error("stages:\n  a: {kind: util.sequence, resources: {cpu: many}}\n", "spec::wrong-type", "resources.cpu");
+    config_error("stages:\n  a: {kind: util.sequense}\n", "spec::unknown-kind", "did you mean `util.sequence`");
+    config_error("stages:\n  s: {kind: util.sum}\n", "spec::missing-input", "needs input `x`");
+    config_error(
+        "stages:\n  a: {kind: util.sequence}\n  s: {kind: util.sum, inputs: {x: nope.table}}\n",
+        "spec::missing-input",
+        "unknown stage `nope`",
+    );
+    config_error(
+        "stages:\n  a: {kind: util.sequence}\n  s: {kind: util.sum, inputs: {x: a.tabel}}\n",
+        "spec::unknown-output",
+        "its outputs are `table`",
+    );
+    config_error(
+        "stages:\n  a: {kind: util.sum, inputs: {x: b.table}}\n  b: {kind: util.sum, inputs: {x: a.table}}\n",
+        "spec::cycle",
+        "`a` → `b` → `a`",
+    );
+    config_error("stages:\n  a: {kind: util.sequence}\n  a: {kind: util.sequence}\n", "spec::duplicate-id", "duplicate");
+    config_error("stages:\n  ../evil: {kind: util.sequence}\n", "spec::bad-id", "not a safe path component");
+    config_error(
+        "stages:\n  a: {kind: util.sequence, matrix: {n: []}, params: {n: \"${n}\"}}\n",
+        "spec::empty-matrix",
+        "axis `n` is an empty list",
+    );
+    config_error("stages:\n  a: {kind: util.sequence, params: {n: -1}}\n", "spec::bad-param", "`n` must be ≥ 0");
+    config_error("stages:\n  a: {kind: util.sequence, params: {m: 1}}\n", "spec::bad-param", "expects `n`");
+    config_error("stages:\n  a: {kind: util.sequence, params: {n: \"${nn}\"}}\n", "spec::unknown-var", "unknown var `nn`");
+}
+
+#[test]
+fn all_errors_are_reported_at_once_with_locations() {
+    let t = Test::new();
+    t.pipeline(
+        "stages:\n  a: {kind: util.sequense}\n  b: {kind: util.sum, inputs: {x: zz.table}}\n  c: {kind: util.sequence, params: {n: x}}\n",
+    );
+    let d = t.run(&["plan", "p.yaml"]).code(2);
+    assert!(d.stderr.contains("p.yaml:2:"), "{}", d.stderr);
+    assert!(d.stderr.contains("p.yaml:3:"), "{}", d.stderr);
+    assert!(d.stderr.contains("p.yaml:4:"), "{}", d.stderr);
+    assert!(d.stderr.contains("3 errors in the pipeline"), "{}", d.stderr);
+}
+
+#[test]
+fn matrix_expands_to_readable_ids_and_binds_matching_instances() {
+    let t = Test::new();
+    t.pipeline(
+        r#"
+vars: {seeds: [1, 2]}
+stages:
+  gen:
+    kind: util.sequence
+    matrix: {n: [3, 4], seed: "${seeds}"}
+    params: {n: "${n}", start: "${seed}"}
+  per_seed:
+    kind: util.sum
+    matrix: {seed: "${seeds}"}
+    inputs: {x: gen.table}
+  total: {kind: util.sum, inputs: {x: gen.table}}
+  one: {kind: util.sum, inputs: {x: "gen[n=4,seed=2].table"}}
+"#,
+    );
+    let (d, r) = t.run_report(&[]);
+    d.success();
+    let ids: Vec<String> = statuses(&r).into_keys().collect();
+    assert_eq!(
+        ids,
+        ["gen[n=3,seed=1]", "gen[n=3,seed=2]", "gen[n=4,seed=1]", "gen[n=4,seed=2]", "one", "per_seed[seed=1]", "per_seed[seed=2]", "total"]
+    );
+    let cat = |s: &str| t.run(&["cat", "p.yaml", s, "--format", "csv"]).success().stdout;
+    // per_seed[seed=1] sums gen[n=3,seed=1] (1+2+3) and gen[n=4,seed=1] (1+2+3+4).
+    assert_eq!(cat("per_seed[seed=1].table"), "x\n16\n");
+    assert_eq!(cat("one.table"), "x\n14\n");
+    assert_eq!(cat("total.table"), "x\n39\n");
+}
+
+#[test]
+fn graph_cat_path_and_help() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    let dot = t.run(&["graph", "p.yaml"]).success().stdout;
+    assert!(dot.contains("\"a\" -> \"c\"") && dot.contains("\"c\" -> \"d\""), "{dot}");
+    let mm = t.run(&["graph", "p.yaml", "--format", "mermaid"]).success().stdout;
+    assert!(mm.starts_with("flowchart LR") && mm.contains("-->|table|"), "{mm}");
+    let not_cached = t.run(&["cat", "p.yaml", "d.table"]).code(1);
+    assert!(not_cached.stderr.contains("not cached"), "{}", not_cached.stderr);
+    t.run_report(&[]).0.success();
+    assert_eq!(t.run(&["cat", "p.yaml", "a.table", "--format", "csv", "--limit", "2"]).success().stdout, "x\n0\n1\n");
+    assert_eq!(t.run(&["cat", "p.yaml", "b.table", "--format", "json", "--limit", "1"]).success().stdout, "[{\"x\":100}]\n");
+    assert_eq!(t.run(&["cat", "p.yaml", "d.table"]).success().stdout, "| x |\n|---:|\n| 1110 |\n");
+    let path = t.run(&["path", "p.yaml", "d.table"]).success().stdout;
+    assert!(std::path::Path::new(path.trim()).is_file(), "{path}");
+    let bad = t.run(&["cat", "p.yaml", "d.nope"]).code(2);
+    assert!(bad.stderr.contains("its outputs are `table`"), "{}", bad.stderr);
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["plan", "--help"], vec!["cache", "gc", "--help"], vec!["cat", "--help"]] {
+        t.run(&args).success();
+    }
+    let ls = t.run(&["cache", "ls"]).success().stdout;
+    assert!(ls.contains("5 entries"), "{ls}");
+    // gc keeping only what the pipeline uses under other params drops the stale entries.
+    t.run_report(&["--set", "b.n=7"]).0.success();
+    let gc = t.run(&["cache", "gc", "p.yaml", "--dry-run"]).success().stdout;
+    assert!(gc.contains("would remove entry"), "{gc}");
+    t.run(&["cache", "gc", "p.yaml"]).success();
+    assert_eq!(entries(&t).len(), 5);
+    let (_, r) = t.run_report(&[]);
+    assert_eq!(with_status(&r, "cached").len(), 5);
+}
+
+#[test]
+fn quickstart_runs_on_the_embedded_data() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/quickstart.yaml");
+    let data = util::repo_root().join("data/ml-latest-small");
+    let p = pipeline.to_str().unwrap();
+    let set = format!("data={}", data.display());
+    let d = t.run(&["run", p, "--set", &set]).success();
+    assert!(d.stdout.contains("3 ran"), "{}", d.stdout);
+    let table = t.run(&["cat", p, "stats.table1", "--set", &set]).success().stdout;
+    assert!(table.contains("| ml-latest-small | Adventure | Crime |"), "{table}");
+    let d = t.run(&["run", p, "--set", &set]).success();
+    assert!(d.stdout.contains("3 cached"), "{}", d.stdout);
+}
