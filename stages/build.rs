@@ -14,8 +14,8 @@ fn main() {
     let mut files = BTreeMap::new();
     collect(&src, &src, &mut files);
     let mut out = String::from(
-        "/// Build-time code fingerprints: (source path relative to `src/`, blake3 hex).\n\
-         pub(crate) static CODE_FINGERPRINTS: &[(&str, &str)] = &[\n",
+        "/// Build-time code fingerprints: (source path relative to `src/`, blake3 hex, files hashed).\n\
+         pub(crate) static CODE_FINGERPRINTS: &[(&str, &str, &[&str])] = &[\n",
     );
     for rel in files.keys() {
         let mut closure = BTreeSet::new();
@@ -27,7 +27,8 @@ fn main() {
             h.update(files[f].as_bytes());
             h.update(&[0]);
         }
-        out.push_str(&format!("    ({rel:?}, {:?}),\n", h.finalize().to_hex().as_str()));
+        let list: Vec<String> = closure.iter().map(|f| format!("{f:?}")).collect();
+        out.push_str(&format!("    ({rel:?}, {:?}, &[{}]),\n", h.finalize().to_hex().as_str(), list.join(", ")));
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("fingerprints.rs");

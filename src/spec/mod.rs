@@ -386,8 +386,9 @@ pub fn parse_pipeline(
             for (a, v) in &combo {
                 scope.insert(a.clone(), v.clone());
             }
+            // Canonical numbers: `2.0` and `2` are the same param (and the same key).
             let params = match interpolate_params(&params_json, &scope) {
-                Ok(p) => p,
+                Ok(p) => crate::key::canonical(&p),
                 Err((ppath, m)) => {
                     cx.push(
                         "spec::unknown-var",
