@@ -205,7 +205,8 @@ stages:
     for id in ["a", "b", "c"] {
         assert_eq!(objects_of(&r1, id), objects_of(&r2, id));
     }
-    let keys = |r: &serde_json::Value| r["stages"].as_array().unwrap().iter().map(|s| s["key"].clone()).collect::<Vec<_>>();
+    let keys =
+        |r: &serde_json::Value| r["stages"].as_array().unwrap().iter().map(|s| s["key"].clone()).collect::<Vec<_>>();
     assert_eq!(keys(&r1), keys(&r2));
     assert_eq!(entries(&t).len(), 3);
     // Each stage ran exactly once across the two processes (the other waited on its lock).
@@ -248,7 +249,11 @@ fn each_malformed_pipeline_gets_its_own_message_and_exit_code_2() {
         "spec::cycle",
         "`a` → `b` → `a`",
     );
-    config_error("stages:\n  a: {kind: util.sequence}\n  a: {kind: util.sequence}\n", "spec::duplicate-id", "duplicate");
+    config_error(
+        "stages:\n  a: {kind: util.sequence}\n  a: {kind: util.sequence}\n",
+        "spec::duplicate-id",
+        "duplicate",
+    );
     config_error("stages:\n  ../evil: {kind: util.sequence}\n", "spec::bad-id", "not a safe path component");
     config_error(
         "stages:\n  a: {kind: util.sequence, matrix: {n: []}, params: {n: \"${n}\"}}\n",
@@ -257,7 +262,11 @@ fn each_malformed_pipeline_gets_its_own_message_and_exit_code_2() {
     );
     config_error("stages:\n  a: {kind: util.sequence, params: {n: -1}}\n", "spec::bad-param", "`n` must be ≥ 0");
     config_error("stages:\n  a: {kind: util.sequence, params: {m: 1}}\n", "spec::bad-param", "expects `n`");
-    config_error("stages:\n  a: {kind: util.sequence, params: {n: \"${nn}\"}}\n", "spec::unknown-var", "unknown var `nn`");
+    config_error(
+        "stages:\n  a: {kind: util.sequence, params: {n: \"${nn}\"}}\n",
+        "spec::unknown-var",
+        "unknown var `nn`",
+    );
 }
 
 #[test]
@@ -297,7 +306,16 @@ stages:
     let ids: Vec<String> = statuses(&r).into_keys().collect();
     assert_eq!(
         ids,
-        ["gen[n=3,seed=1]", "gen[n=3,seed=2]", "gen[n=4,seed=1]", "gen[n=4,seed=2]", "one", "per_seed[seed=1]", "per_seed[seed=2]", "total"]
+        [
+            "gen[n=3,seed=1]",
+            "gen[n=3,seed=2]",
+            "gen[n=4,seed=1]",
+            "gen[n=4,seed=2]",
+            "one",
+            "per_seed[seed=1]",
+            "per_seed[seed=2]",
+            "total"
+        ]
     );
     let cat = |s: &str| t.run(&["cat", "p.yaml", s, "--format", "csv"]).success().stdout;
     // per_seed[seed=1] sums gen[n=3,seed=1] (1+2+3) and gen[n=4,seed=1] (1+2+3+4).
@@ -318,13 +336,22 @@ fn graph_cat_path_and_help() {
     assert!(not_cached.stderr.contains("not cached"), "{}", not_cached.stderr);
     t.run_report(&[]).0.success();
     assert_eq!(t.run(&["cat", "p.yaml", "a.table", "--format", "csv", "--limit", "2"]).success().stdout, "x\n0\n1\n");
-    assert_eq!(t.run(&["cat", "p.yaml", "b.table", "--format", "json", "--limit", "1"]).success().stdout, "[{\"x\":100}]\n");
+    assert_eq!(
+        t.run(&["cat", "p.yaml", "b.table", "--format", "json", "--limit", "1"]).success().stdout,
+        "[{\"x\":100}]\n"
+    );
     assert_eq!(t.run(&["cat", "p.yaml", "d.table"]).success().stdout, "| x |\n|---:|\n| 1110 |\n");
     let path = t.run(&["path", "p.yaml", "d.table"]).success().stdout;
     assert!(std::path::Path::new(path.trim()).is_file(), "{path}");
     let bad = t.run(&["cat", "p.yaml", "d.nope"]).code(2);
     assert!(bad.stderr.contains("its outputs are `table`"), "{}", bad.stderr);
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["plan", "--help"], vec!["cache", "gc", "--help"], vec!["cat", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["plan", "--help"],
+        vec!["cache", "gc", "--help"],
+        vec!["cat", "--help"],
+    ] {
         t.run(&args).success();
     }
     let ls = t.run(&["cache", "ls"]).success().stdout;

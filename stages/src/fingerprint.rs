@@ -28,7 +28,9 @@ mod tests {
             assert!(code_fingerprint(s.source()).is_some(), "{} has no fingerprint", s.kind());
         }
         let ml = files_of("src/kinds/data_movielens.rs").unwrap();
-        for f in ["kinds/data_movielens.rs", "kinds/loader.rs", "ratings.rs", "text.rs", "stage.rs", "params.rs", "error.rs"] {
+        for f in
+            ["kinds/data_movielens.rs", "kinds/loader.rs", "ratings.rs", "text.rs", "stage.rs", "params.rs", "error.rs"]
+        {
             assert!(ml.contains(&f), "{f} missing from {ml:?}");
         }
         let util = files_of("src/kinds/util.rs").unwrap();

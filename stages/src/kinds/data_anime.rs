@@ -111,13 +111,14 @@ impl Stage for Anime {
             return Err(malformed(rating_path, 1, "expected the header `user_id,anime_id,rating`".to_string()));
         }
         // No timestamps: the row's position among the kept rows is its time.
-        let (rows, unrated) = parse_lines::<Row, _>(body, 2, |line| {
+        let (rows, _) = parse_lines::<Row, _>(body, 2, |line| {
             let [u, i, r] = split_exact::<3>(line, b',').ok_or_else(|| {
                 format!("expected 3 comma-separated fields, found {}", line.split(|&b| b == b',').count())
             })?;
             let rating = parse_i64(r, "rating")?;
             if rating == -1 {
-                return Ok(None);
+                // Kept for now so the file's users are counted; dropped below.
+                return Ok(Some(Row { user: parse_u32(u, "user id")?, item: parse_u32(i, "anime id")?, rating: -1.0 }));
             }
             if !(0..=10).contains(&rating) {
                 return Err(format!("rating `{rating}` out of range (-1 or 0–10)"));
@@ -125,9 +126,15 @@ impl Stage for Anime {
             Ok(Some(Row { user: parse_u32(u, "user id")?, item: parse_u32(i, "anime id")?, rating: rating as f32 }))
         })
         .map_err(|e| malformed(rating_path, e.line, e.message))?;
+        let users_in_file = rows.iter().map(|r| r.user).collect::<std::collections::HashSet<_>>().len();
         let mut raw = Ratings::default();
+        let mut unrated = 0usize;
         for (k, r) in rows.iter().enumerate() {
-            raw.push(r.user, r.item, r.rating, k as i64);
+            if r.rating < 0.0 {
+                unrated += 1;
+            } else {
+                raw.push(r.user, r.item, r.rating, k as i64);
+            }
         }
         ctx.check_cancelled()?;
         let n_rows = raw.len() as i64 + unrated as i64;
@@ -137,6 +144,7 @@ impl Stage for Anime {
             &items,
             &[
                 ("rows", n_rows),
+                ("users_in_file", users_in_file as i64),
                 ("unrated_dropped", unrated as i64),
                 ("duplicates", dups as i64),
                 ("lossy_titles", lossy),

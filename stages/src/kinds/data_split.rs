@@ -150,8 +150,8 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
     let mut domain: HashMap<u32, u8> = HashMap::new();
     let mut both = 0i64;
     for (id, cats) in items.item.iter().zip(&items.categories) {
-        let s = cats.iter().any(|c| *c == p.sim);
-        let r = cats.iter().any(|c| *c == p.real);
+        let s = cats.contains(&p.sim);
+        let r = cats.contains(&p.real);
         match (s, r) {
             (true, true) => both += 1,
             (true, false) => {
