@@ -133,7 +133,7 @@ mod tests {
         let ix = LocationIndex::build(text);
         assert_eq!(ix.value("stages/a/kind"), Some((4, 11)));
         assert_eq!(ix.key("stages/a/kind"), Some((4, 5)));
-        assert_eq!(ix.value("stages/a/inputs/x/1"), Some((5, 28)));
+        assert_eq!(ix.value("stages/a/inputs/x/1"), Some((5, 27)));
         assert_eq!(ix.value("stages/a/params/none"), Some((3, 3)));
     }
 }
