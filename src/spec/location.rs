@@ -100,9 +100,13 @@ impl LocationIndex {
 
     /// The value at `path`, else its key, else the nearest ancestor's.
     pub fn value(&self, path: &str) -> Option<(usize, usize)> {
+        if let Some(v) = self.values.get(path).or_else(|| self.keys.get(path)) {
+            return Some(*v);
+        }
+        // An ancestor's key says more than where its (block) value happens to start.
         let mut p = path.to_string();
         loop {
-            if let Some(v) = self.values.get(&p).or_else(|| self.keys.get(&p)) {
+            if let Some(v) = self.keys.get(&p).or_else(|| self.values.get(&p)) {
                 return Some(*v);
             }
             match p.rsplit_once('/') {
