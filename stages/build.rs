@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    link_torch();
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
     let src = root.join("src");
     println!("cargo:rerun-if-changed=src");
@@ -66,8 +67,10 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
         while let Some(i) = rest.find(prefix) {
             rest = &rest[i + prefix.len()..];
             let mut path = base.clone();
-            // Follow `a::b::c` as deep as there are module files.
+            // Follow `a::b::c` as deep as there are module files; only the deepest one is a
+            // dependency (`crate::kinds::x` uses kinds/x.rs, not the kinds/mod.rs index).
             let mut tail = rest;
+            let mut deepest: Option<String> = None;
             loop {
                 let name: String = tail.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if name.is_empty() {
@@ -77,21 +80,24 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
                         for item in group[..end].split(',') {
                             let n: String =
                                 item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                            add_module(&path, &n, files, closure);
+                            if let Some(f) = resolve(&path, &n, files) {
+                                visit(&f, files, closure);
+                            }
                         }
                     }
                     break;
                 }
-                let found = add_module(&path, &name, files, closure);
-                if !found {
-                    break;
-                }
+                let Some(found) = resolve(&path, &name, files) else { break };
+                deepest = Some(found);
                 path = if path.is_empty() { name.clone() } else { format!("{path}/{name}") };
                 tail = &tail[name.len()..];
                 match tail.strip_prefix("::") {
                     Some(t) => tail = t,
                     None => break,
                 }
+            }
+            if let Some(f) = deepest {
+                visit(&f, files, closure);
             }
         }
     }
@@ -106,27 +112,32 @@ fn visit(rel: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<Str
             }
             let name = m.trim_end_matches(';').trim();
             let own = if rel.ends_with("mod.rs") { dir.clone() } else { rel.trim_end_matches(".rs").to_string() };
-            add_module(&own, name, files, closure);
+            if let Some(f) = resolve(&own, name, files) {
+                visit(&f, files, closure);
+            }
         }
     }
 }
 
-fn add_module(path: &str, name: &str, files: &BTreeMap<String, String>, closure: &mut BTreeSet<String>) -> bool {
+fn resolve(path: &str, name: &str, files: &BTreeMap<String, String>) -> Option<String> {
     if name.is_empty() {
-        return false;
+        return None;
     }
-    let join = |n: &str| {
-        if path.is_empty() {
-            n.to_string()
-        } else {
-            format!("{path}/{n}")
-        }
-    };
-    for cand in [join(&format!("{name}.rs")), join(&format!("{name}/mod.rs"))] {
-        if files.contains_key(&cand) {
-            visit(&cand, files, closure);
-            return true;
+    let join = |n: &str| if path.is_empty() { n.to_string() } else { format!("{path}/{n}") };
+    [join(&format!("{name}.rs")), join(&format!("{name}/mod.rs"))].into_iter().find(|c| files.contains_key(c))
+}
+
+/// rpath to libtorch for this crate's tests when the `torch` feature is on (see the root build.rs).
+fn link_torch() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if std::env::var_os("CARGO_FEATURE_TORCH").is_some() {
+        if let Some(lt) = std::env::var_os("LIBTORCH") {
+            if let Ok(lib) = fs::canonicalize(Path::new(&lt).join("lib")) {
+                println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+            }
         }
     }
-    false
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
 }

@@ -380,3 +380,29 @@ fn quickstart_runs_on_the_embedded_data() {
     let d = t.run(&["run", p, "--set", &set]).success();
     assert!(d.stdout.contains("3 cached"), "{}", d.stdout);
 }
+
+#[test]
+fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
+    let t = Test::new();
+    t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");
+    let child = t
+        .cmd(&["run", "p.yaml", "--jobs", "2", "--report", "r.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while entries(&t).is_empty() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(15), "the slow stage was abandoned");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&r);
+    assert_eq!((s["quick"].as_str(), s["slow"].as_str(), s["next"].as_str()), ("ran", "aborted", "aborted"));
+    assert_eq!(entries(&t).len(), 1, "only the finished stage has an entry");
+}

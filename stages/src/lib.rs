@@ -8,16 +8,23 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+#[cfg(feature = "torch")]
+pub mod darec;
 pub mod device;
 pub mod error;
 pub mod fingerprint;
 pub mod kinds;
+pub mod linalg;
+pub mod metrics;
 pub mod params;
 pub mod ratings;
 pub mod registry;
 pub mod stage;
+pub mod svd;
 pub mod table;
 pub mod text;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use artifact::{Artifact, Inputs, Outputs};
 pub use error::StageError;

@@ -49,3 +49,26 @@ pub fn f64_column(batch: &RecordBatch, table: &str, name: &str) -> Result<Vec<f6
     let arr = cast.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 yields Float64Array");
     Ok(arr.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
+
+/// An `(id, vector)` table: `id: u32`, `vector: fixed_size_list<f32>[d]` from row-major `flat`.
+pub fn vectors(ids: Vec<u32>, flat: Vec<f32>, d: usize) -> Result<RecordBatch, StageError> {
+    use arrow::array::{FixedSizeListArray, Float32Array, UInt32Array};
+    let values = Arc::new(Float32Array::from(flat));
+    let list =
+        FixedSizeListArray::try_new(Arc::new(Field::new("item", DataType::Float32, false)), d as i32, values, None)?;
+    batch(vec![("id", Arc::new(UInt32Array::from(ids))), ("vector", Arc::new(list))])
+}
+
+/// Reads an `(id, vector)` table: ids, row-major values, dimension.
+pub fn read_vectors(b: &RecordBatch, table: &str) -> Result<(Vec<u32>, Vec<f32>, usize), StageError> {
+    use arrow::array::{FixedSizeListArray, Float32Array, UInt32Array};
+    let ids = column::<UInt32Array>(b, table, "id")?.values().to_vec();
+    let list = column::<FixedSizeListArray>(b, table, "vector")?;
+    let d = list.value_length() as usize;
+    let vals = list
+        .values()
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or_else(|| StageError::Input(format!("`{table}.vector` is not a list of f32")))?;
+    Ok((ids, vals.values().to_vec(), d))
+}

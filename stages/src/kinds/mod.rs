@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use crate::stage::Stage;
 
+pub mod adapt_darec;
 pub mod data_anime;
 pub mod data_movielens;
 pub mod data_split;
 pub mod data_stats;
 pub mod data_synth;
+pub mod embed_svd;
+pub mod eval_static;
 mod loader;
 pub mod util;
 
@@ -20,6 +23,9 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(data_synth::Synth),
         Arc::new(data_split::Split),
         Arc::new(data_stats::Stats),
+        Arc::new(embed_svd::EmbedSvd),
+        Arc::new(adapt_darec::Darec),
+        Arc::new(eval_static::EvalStatic),
         Arc::new(util::Sequence),
         Arc::new(util::Sum),
         Arc::new(util::Fail),

@@ -1,0 +1,211 @@
+//! `eval.static`: non-interactive baselines on test users (design.md §6, Methods and Evaluation):
+//! `mf` / `darec` (greedy by ⟨u^S, v^R⟩ with raw or adapted vectors), `random` and `popular`
+//! (most rated in D_real). Each test user gets T recommendations from the real pool without
+//! repeats; metrics come from the shared [`metrics`](crate::metrics) module.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, StringArray, UInt32Array};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::artifact::{Artifact, Inputs, Outputs};
+use crate::error::StageError;
+use crate::metrics::{session, summarize, Rule, SessionMetrics};
+use crate::params;
+use crate::ratings::Ratings;
+use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
+use crate::table::{batch, column, read_vectors};
+
+/// The static evaluator.
+pub struct EvalStatic;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct P {
+    method: String,
+    #[serde(default = "d_t")]
+    session_len: usize,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    rating_max: Option<f32>,
+    #[serde(default)]
+    relevant_above: Option<f32>,
+}
+fn d_t() -> usize {
+    32
+}
+
+const METHODS: &[&str] = &["mf", "darec", "random", "popular"];
+
+const PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "method", ty: "mf | darec | random | popular", default: None, help: "the baseline" },
+    ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T" },
+    ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed of `random`" },
+    ParamDoc { name: "rating_max", ty: "number", default: Some("5 if every rating ≤ 5, else 10"), help: "y_max" },
+    ParamDoc {
+        name: "relevant_above",
+        ty: "number",
+        default: Some("3 for y_max 5, 5 for 10"),
+        help: "relevance threshold",
+    },
+];
+
+fn check(p: &P) -> Result<(), StageError> {
+    if !METHODS.contains(&p.method.as_str()) {
+        return Err(params::invalid(format!("`method` must be one of {METHODS:?}, got `{}`", p.method), PARAMS));
+    }
+    if p.session_len == 0 {
+        return Err(params::invalid("`session_len` must be ≥ 1", PARAMS));
+    }
+    Ok(())
+}
+
+/// Top-`t` items by score (ties: smaller id first).
+pub fn top_t(items: &[u32], scores: &[f64], t: usize) -> Vec<u32> {
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.sort_by(|&a, &b| {
+        scores[b].partial_cmp(&scores[a]).unwrap_or(std::cmp::Ordering::Equal).then(items[a].cmp(&items[b]))
+    });
+    idx.into_iter().take(t).map(|i| items[i]).collect()
+}
+
+impl Stage for EvalStatic {
+    fn kind(&self) -> &'static str {
+        "eval.static"
+    }
+    fn about(&self) -> &'static str {
+        "MF/DARec/random/popular sessions for test users, with reward, P@T, R@T, F1@T"
+    }
+    fn source(&self) -> &'static str {
+        file!()
+    }
+    fn params(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+    fn inputs(&self) -> &'static [InputDoc] {
+        &[
+            InputDoc {
+                name: "test",
+                required: true,
+                many: false,
+                help: "split.test (or split.val for model selection)",
+            },
+            InputDoc {
+                name: "real_items",
+                required: true,
+                many: false,
+                help: "split.real_items (pool, with training counts)",
+            },
+            InputDoc { name: "user_vecs", required: false, many: false, help: "sim user vectors (mf, darec)" },
+            InputDoc { name: "item_vecs", required: false, many: false, help: "real item vectors (mf, darec)" },
+        ]
+    }
+    fn outputs(&self) -> &'static [OutputDoc] {
+        &[
+            OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
+            OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
+        ]
+    }
+    fn validate(&self, p: &Value) -> Result<(), StageError> {
+        check(&params::parse(p, PARAMS)?)
+    }
+    fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
+        let p: P = params::parse(pv, PARAMS)?;
+        check(&p)?;
+        let test = Ratings::from_batch(inputs.table("test")?, "test")?;
+        let pool_t = inputs.table("real_items")?;
+        let pool: Vec<u32> = column::<UInt32Array>(pool_t, "real_items", "item")?.values().to_vec();
+        let counts: Vec<f64> = column::<UInt32Array>(pool_t, "real_items", "n_train_ratings")?
+            .values()
+            .iter()
+            .map(|&c| f64::from(c))
+            .collect();
+        let observed_max = test.rating.iter().copied().fold(0.0f32, f32::max);
+        let mut rule = Rule::for_scale(p.rating_max.unwrap_or(if observed_max <= 5.0 { 5.0 } else { 10.0 }));
+        if let Some(r) = p.relevant_above {
+            rule.relevant_above = r;
+        }
+        let mut by_user: std::collections::BTreeMap<u32, HashMap<u32, f32>> = Default::default();
+        for k in 0..test.len() {
+            by_user.entry(test.user[k]).or_default().insert(test.item[k], test.rating[k]);
+        }
+        let vecs = if matches!(p.method.as_str(), "mf" | "darec") {
+            if !inputs.has("user_vecs") || !inputs.has("item_vecs") {
+                return Err(StageError::Input(format!(
+                    "method `{}` needs inputs `user_vecs` and `item_vecs`",
+                    p.method
+                )));
+            }
+            let (uids, uflat, d) = read_vectors(inputs.table("user_vecs")?, "user_vecs")?;
+            let (iids, iflat, d2) = read_vectors(inputs.table("item_vecs")?, "item_vecs")?;
+            if d != d2 {
+                return Err(StageError::Input(format!("user vectors have {d} dimensions, item vectors {d2}")));
+            }
+            let users: HashMap<u32, usize> = uids.iter().enumerate().map(|(i, &u)| (u, i)).collect();
+            let items: HashMap<u32, usize> = iids.iter().enumerate().map(|(i, &u)| (u, i)).collect();
+            Some((users, uflat, items, iflat, d))
+        } else {
+            None
+        };
+        let popular = top_t(&pool, &counts, p.session_len);
+        let mut rows: Vec<(u32, SessionMetrics)> = Vec::with_capacity(by_user.len());
+        for (&user, ratings) in &by_user {
+            let recs = match p.method.as_str() {
+                "random" => {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed ^ (u64::from(user) << 17));
+                    let mut v = pool.clone();
+                    v.shuffle(&mut rng);
+                    v.truncate(p.session_len);
+                    v
+                }
+                "popular" => popular.clone(),
+                _ => {
+                    let (users, uflat, items, iflat, d) = vecs.as_ref().expect("checked above");
+                    let zero = vec![0f32; *d];
+                    let u = users.get(&user).map(|&i| &uflat[i * d..(i + 1) * d]).unwrap_or(&zero);
+                    let scores: Vec<f64> = pool
+                        .iter()
+                        .map(|it| {
+                            items.get(it).map_or(f64::NEG_INFINITY, |&j| {
+                                iflat[j * d..(j + 1) * d]
+                                    .iter()
+                                    .zip(u)
+                                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                                    .sum()
+                            })
+                        })
+                        .collect();
+                    top_t(&pool, &scores, p.session_len)
+                }
+            };
+            rows.push((user, session(&recs, ratings, rule, p.session_len)));
+        }
+        let sessions: Vec<SessionMetrics> = rows.iter().map(|r| r.1).collect();
+        let s = summarize(&sessions);
+        let per_user = batch(vec![
+            ("user", Arc::new(UInt32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()))),
+            ("reward", Arc::new(Float64Array::from(sessions.iter().map(|s| s.reward).collect::<Vec<_>>()))),
+            ("precision", Arc::new(Float64Array::from(sessions.iter().map(|s| s.precision).collect::<Vec<_>>()))),
+            ("recall", Arc::new(Float64Array::from(sessions.iter().map(|s| s.recall).collect::<Vec<_>>()))),
+            ("f1", Arc::new(Float64Array::from(sessions.iter().map(|s| s.f1).collect::<Vec<_>>()))),
+            ("relevant", Arc::new(UInt32Array::from(sessions.iter().map(|s| s.relevant as u32).collect::<Vec<_>>()))),
+        ])?;
+        let summary = batch(vec![
+            ("method", Arc::new(StringArray::from(vec![p.method.clone()]))),
+            ("users", Arc::new(UInt32Array::from(vec![s.users as u32]))),
+            ("reward", Arc::new(Float64Array::from(vec![s.reward]))),
+            ("precision", Arc::new(Float64Array::from(vec![s.precision]))),
+            ("recall", Arc::new(Float64Array::from(vec![s.recall]))),
+            ("f1", Arc::new(Float64Array::from(vec![s.f1]))),
+        ])?;
+        Ok(Outputs::from([
+            ("per_user".into(), Artifact::Table(per_user)),
+            ("summary".into(), Artifact::Table(summary)),
+        ]))
+    }
+}

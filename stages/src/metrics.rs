@@ -1,0 +1,115 @@
+//! The evaluation metrics every evaluator uses (design.md §6, Evaluation).
+//!
+//! One test user's session is `T` recommendations without repeats. r_t = y / y_max for a rated
+//! item, 0 for an unrated one; an item is relevant when y > `relevant_above`. Per user:
+//! reward = mean r_t over the session; P@T = relevant hits / T; R@T = hits / the user's relevant
+//! items (users with none are left out of R and F1); F1 = 2PR / (P + R) (0 when P + R = 0).
+//! Summaries average over users.
+
+use std::collections::HashMap;
+
+/// The reward/relevance rule of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    /// Maximum rating (5 for MovieLens, 10 for Anime).
+    pub y_max: f32,
+    /// Relevant if strictly above (3 for MovieLens, 5 for Anime).
+    pub relevant_above: f32,
+}
+
+impl Rule {
+    /// The paper's rule for a rating scale: MovieLens (≤ 5) → relevant above 3; Anime (10) → above 5.
+    pub fn for_scale(y_max: f32) -> Rule {
+        Rule { y_max, relevant_above: if y_max <= 5.0 { 3.0 } else { 5.0 } }
+    }
+}
+
+/// Metrics of one session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionMetrics {
+    /// Mean reward per step.
+    pub reward: f64,
+    /// Relevant hits / T.
+    pub precision: f64,
+    /// Hits / relevant items (None when the user has none).
+    pub recall: Option<f64>,
+    /// Harmonic mean of P and R (None when R is).
+    pub f1: Option<f64>,
+    /// Relevant items of the user.
+    pub relevant: usize,
+}
+
+/// Metrics of a session `recs` (length T) for a user whose real ratings are `ratings`.
+pub fn session(recs: &[u32], ratings: &HashMap<u32, f32>, rule: Rule, t: usize) -> SessionMetrics {
+    let t = t.max(1) as f64;
+    let reward: f64 =
+        recs.iter().map(|i| ratings.get(i).map_or(0.0, |&y| f64::from(y) / f64::from(rule.y_max))).sum::<f64>() / t;
+    let hits = recs.iter().filter(|i| ratings.get(i).is_some_and(|&y| y > rule.relevant_above)).count();
+    let relevant = ratings.values().filter(|&&y| y > rule.relevant_above).count();
+    let precision = hits as f64 / t;
+    let recall = (relevant > 0).then(|| hits as f64 / relevant as f64);
+    let f1 = recall.map(|r| if precision + r > 0.0 { 2.0 * precision * r / (precision + r) } else { 0.0 });
+    SessionMetrics { reward, precision, recall, f1, relevant }
+}
+
+/// Averages over users.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Mean reward.
+    pub reward: f64,
+    /// Mean P@T.
+    pub precision: f64,
+    /// Mean R@T over users with relevant items.
+    pub recall: f64,
+    /// Mean F1@T over users with relevant items.
+    pub f1: f64,
+    /// Users evaluated.
+    pub users: usize,
+    /// Users with at least one relevant item.
+    pub users_with_relevant: usize,
+}
+
+/// Averages sessions over users.
+pub fn summarize(sessions: &[SessionMetrics]) -> Summary {
+    let n = sessions.len().max(1) as f64;
+    let with: Vec<&SessionMetrics> = sessions.iter().filter(|s| s.recall.is_some()).collect();
+    let m = with.len().max(1) as f64;
+    Summary {
+        reward: sessions.iter().map(|s| s.reward).sum::<f64>() / n,
+        precision: sessions.iter().map(|s| s.precision).sum::<f64>() / n,
+        recall: with.iter().filter_map(|s| s.recall).sum::<f64>() / m,
+        f1: with.iter().filter_map(|s| s.f1).sum::<f64>() / m,
+        users: sessions.len(),
+        users_with_relevant: with.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_sessions() {
+        let rule = Rule::for_scale(5.0);
+        let ratings = HashMap::from([(1, 5.0), (2, 3.0), (3, 4.0), (9, 4.5)]);
+        // Recommends 1 (5★, relevant), 2 (3★, not relevant: not > 3), 7 (unrated), 3 (4★, relevant).
+        let s = session(&[1, 2, 7, 3], &ratings, rule, 4);
+        assert!((s.reward - (1.0 + 0.6 + 0.0 + 0.8) / 4.0).abs() < 1e-12);
+        assert_eq!(s.precision, 0.5);
+        assert_eq!(s.relevant, 3);
+        assert!((s.recall.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.f1.unwrap() - 2.0 * 0.5 * (2.0 / 3.0) / (0.5 + 2.0 / 3.0)).abs() < 1e-12);
+        // A user with no relevant item: left out of R and F1.
+        let none = HashMap::from([(1, 2.0), (2, 1.0)]);
+        let s2 = session(&[1, 5], &none, rule, 2);
+        assert_eq!((s2.recall, s2.f1), (None, None));
+        assert!((s2.reward - 0.2).abs() < 1e-12);
+        let sum = summarize(&[s, s2]);
+        assert_eq!(sum.users, 2);
+        assert_eq!(sum.users_with_relevant, 1);
+        assert!((sum.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((sum.precision - 0.25).abs() < 1e-12);
+        // Anime's rule.
+        assert_eq!(Rule::for_scale(10.0).relevant_above, 5.0);
+    }
+}

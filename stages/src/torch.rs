@@ -1,0 +1,68 @@
+//! libtorch glue shared by the neural stages (`torch` feature): device mapping, deterministic
+//! seeding, and weights as safetensors bytes (what the store keeps for `Artifact::Weights`).
+
+use crate::device::Device;
+use crate::error::StageError;
+
+/// The tch device for a placement.
+pub fn tch_device(d: Device) -> tch::Device {
+    match d {
+        Device::Cpu => tch::Device::Cpu,
+        Device::Cuda(i) => tch::Device::Cuda(i),
+    }
+}
+
+/// Seeds libtorch (and CUDA) for a bit-reproducible CPU run at a fixed thread count.
+pub fn seed(seed: u64) {
+    tch::manual_seed(seed as i64);
+}
+
+/// Serializes every variable of `vs` as safetensors bytes (sorted names, so deterministic).
+pub fn weights_bytes(vs: &tch::nn::VarStore, scratch: &std::path::Path) -> Result<Vec<u8>, StageError> {
+    let path = scratch.join("weights.safetensors");
+    let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let refs: Vec<(&str, tch::Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t.to(tch::Device::Cpu))).collect();
+    tch::Tensor::write_safetensors(&refs, &path)
+        .map_err(|e| StageError::Failed(format!("cannot write weights: {e}")))?;
+    std::fs::read(&path).map_err(|source| StageError::Io { path, source })
+}
+
+/// Loads safetensors bytes into the matching variables of `vs`.
+pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::path::Path) -> Result<(), StageError> {
+    let path = scratch.join("load.safetensors");
+    std::fs::write(&path, bytes).map_err(|source| StageError::Io { path: path.clone(), source })?;
+    vs.load(&path).map_err(|e| StageError::Input(format!("weights do not match the model: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::{self, Module, OptimizerConfig};
+
+    #[test]
+    fn a_linear_model_learns_and_its_weights_round_trip_through_safetensors() {
+        seed(0);
+        let dir = tempfile::tempdir().unwrap();
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let lin = nn::linear(vs.root() / "lin", 3, 1, Default::default());
+        let mut opt = nn::Adam::default().build(&vs, 0.05).unwrap();
+        let x = tch::Tensor::randn([256, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let w = tch::Tensor::from_slice(&[1.5f32, -2.0, 0.5]).view([3, 1]);
+        let y = x.matmul(&w) + 0.3;
+        let loss0 = lin.forward(&x).mse_loss(&y, tch::Reduction::Mean).double_value(&[]);
+        for _ in 0..400 {
+            let loss = lin.forward(&x).mse_loss(&y, tch::Reduction::Mean);
+            opt.backward_step(&loss);
+        }
+        let loss1 = lin.forward(&x).mse_loss(&y, tch::Reduction::Mean).double_value(&[]);
+        assert!(loss1 < loss0 * 1e-3, "{loss0} → {loss1}");
+        let bytes = weights_bytes(&vs, dir.path()).unwrap();
+        assert_eq!(bytes, weights_bytes(&vs, dir.path()).unwrap(), "deterministic bytes");
+        let mut vs2 = nn::VarStore::new(tch::Device::Cpu);
+        let lin2 = nn::linear(vs2.root() / "lin", 3, 1, Default::default());
+        load_weights(&mut vs2, &bytes, dir.path()).unwrap();
+        let diff = (lin2.forward(&x) - lin.forward(&x)).abs().max().double_value(&[]);
+        assert_eq!(diff, 0.0);
+    }
+}
