@@ -4,7 +4,10 @@
 //! MF representation) and domain classifiers D_U, D_V (real = 1, sim = 0) behind a gradient
 //! reversal layer whose weight follows the DANN schedule λ_p = 2 / (1 + e^{−10p}) − 1. The maps
 //! minimise the masked MSE of ⟨ũ, ṽ⟩ on the observed ratings of both domains while the reversed
-//! gradient of the domain loss pushes the adapted vectors of the two domains together.
+//! gradient of the domain loss pushes the adapted vectors of the two domains together. Learning
+//! rates follow DANN's annealing μ_p = μ₀ / (1 + 10p)^0.75; the classifiers learn `disc_lr_mult`
+//! times faster than the maps (two time scales: a lagging classifier makes the min-max game
+//! oscillate and the adapted vectors end up more separable, not less).
 //! Needs the `torch` feature (libtorch); without it the stage fails with a clear message.
 
 use serde::Deserialize;
@@ -34,6 +37,9 @@ pub struct DarecParams {
     /// Weight of the domain loss.
     #[serde(default = "d_one")]
     pub dom_weight: f64,
+    /// Learning rate of the domain classifiers relative to `lr`.
+    #[serde(default = "d_disc")]
+    pub disc_lr_mult: f64,
     /// Hidden width of the domain classifiers.
     #[serde(default = "d_hidden")]
     pub hidden: i64,
@@ -53,6 +59,9 @@ fn d_lr() -> f64 {
 fn d_one() -> f64 {
     1.0
 }
+fn d_disc() -> f64 {
+    20.0
+}
 fn d_hidden() -> i64 {
     64
 }
@@ -62,6 +71,7 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "batch", ty: "integer ≥ 1", default: Some("512"), help: "ratings per minibatch and domain" },
     ParamDoc { name: "lr", ty: "number > 0", default: Some("0.001"), help: "Adam learning rate" },
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("1"), help: "weight of L_dom" },
+    ParamDoc { name: "disc_lr_mult", ty: "number > 0", default: Some("20"), help: "classifier lr ÷ map lr" },
     ParamDoc { name: "hidden", ty: "integer ≥ 1", default: Some("64"), help: "domain classifier width" },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
@@ -70,7 +80,7 @@ impl DarecParams {
     /// From JSON, validated.
     pub fn from_json(v: &Value) -> Result<Self, StageError> {
         let p: DarecParams = params::parse(v, PARAMS)?;
-        if p.epochs == 0 || p.batch == 0 || p.hidden < 1 || p.lr <= 0.0 || p.dom_weight < 0.0 {
+        if p.epochs == 0 || p.batch == 0 || p.hidden < 1 || p.lr <= 0.0 || p.dom_weight < 0.0 || p.disc_lr_mult <= 0.0 {
             return Err(params::invalid("`epochs`, `batch`, `hidden` must be ≥ 1, `lr` > 0, `dom_weight` ≥ 0", PARAMS));
         }
         Ok(p)
