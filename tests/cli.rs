@@ -373,12 +373,30 @@ fn quickstart_runs_on_the_embedded_data() {
     let data = util::repo_root().join("data/ml-latest-small");
     let p = pipeline.to_str().unwrap();
     let set = format!("data={}", data.display());
-    let d = t.run(&["run", p, "--set", &set]).success();
-    assert!(d.stdout.contains("3 ran"), "{}", d.stdout);
-    let table = t.run(&["cat", p, "stats.table1", "--set", &set]).success().stdout;
-    assert!(table.contains("| ml-latest-small | Adventure | Crime |"), "{table}");
-    let d = t.run(&["run", p, "--set", &set]).success();
-    assert!(d.stdout.contains("3 cached"), "{}", d.stdout);
+    // D = 16 keeps the debug-build test quick; the pipeline's default is the paper's 128.
+    let run = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--report", "q.json"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+    } else {
+        // Without libtorch, DARec fails with a clear message and only its dependents are skipped.
+        let run = run.code(1);
+        assert!(run.stdout.contains("needs libtorch"), "{}", run.stdout);
+        assert_eq!((s["darec"].as_str(), s["eval_darec"].as_str()), ("failed", "skipped"));
+        assert_eq!(s.values().filter(|v| *v == "ran").count(), 7, "{s:?}");
+    }
+    let table = t.run(&["cat", p, "stats.table1", "--set", &set, "--set", "dim=16"]).success().stdout;
+    assert!(table.contains("| ml-latest-small | Adventure | Crime | 564 | 38 | 10 | 435 |"), "{table}");
+    let mf = t
+        .run(&["cat", p, "eval[method=mf].summary", "--set", &set, "--set", "dim=16", "--format", "csv"])
+        .success()
+        .stdout;
+    assert!(mf.starts_with("method,users,reward,precision,recall,f1\nmf,435,"), "{mf}");
+    let again = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--report", "q2.json"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q2.json")).unwrap()).unwrap();
+    assert_eq!(report["counts"]["ran"], 0, "{}", again.stdout);
 }
 
 #[test]
