@@ -55,4 +55,24 @@ fn main() {
     println!("| 4,000 × 400 (200k nnz), D = 64: randomized | {:.3} s | — |", fast);
     println!("| same, dense reference (AᵀA + Jacobi, all 400) | {:.3} s | — |", dense);
     println!("| max relative error of σ1..σ10 / σ1..σ64 vs dense | {:.1e} / {:.1e} | — |", worst10, worst);
+    libtorch_reference(&small, fast);
+}
+
+/// With the `torch` feature: libtorch's dense SVD (LAPACK) of the same smaller matrix, the
+/// measurement behind choosing the pure-Rust sparse randomized SVD.
+#[cfg(feature = "torch")]
+fn libtorch_reference(a: &Csr, ours: f64) {
+    use s2r_stages::tch::{Kind, Tensor};
+    let d = a.to_dense();
+    let t = Tensor::from_slice(&d.data).view([d.rows as i64, d.cols as i64]).to_kind(Kind::Float);
+    let start = Instant::now();
+    let (_, s, _) = t.linalg_svd(false, None::<&str>);
+    let dense = start.elapsed().as_secs_f64();
+    let _ = s.double_value(&[0]);
+    println!("| same, libtorch dense SVD (f32, LAPACK) | {dense:.3} s (ours {ours:.3} s) | — |");
+}
+
+#[cfg(not(feature = "torch"))]
+fn libtorch_reference(_a: &Csr, _ours: f64) {
+    println!("| libtorch dense SVD | build with `--features torch` to compare | — |");
 }

@@ -61,9 +61,12 @@ pub struct StageResult {
     /// Error message for failed stages; the failed upstream for skipped ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Extra information (e.g. a rerun forced by a corrupt object).
+    /// Extra information (e.g. a rerun forced by a corrupt object, a pull from the remote).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Why `--push` could not upload this stage's entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_error: Option<String>,
 }
 
 /// What the executor reports while it works.

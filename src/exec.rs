@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::event::{Event, Sink, StageResult, Status};
 use crate::graph::{Built, Graph};
 use crate::key::{canonical, Fingerprint, InputRef, KEY_VERSION};
+use crate::store::remote::Remote;
 use crate::store::{Manifest, ObjectRef, Store, StoreError};
 
 /// How to execute.
@@ -31,6 +32,10 @@ pub struct ExecOptions {
     pub gpus: usize,
     /// Set to stop: running stages are abandoned and nothing partial is cached.
     pub cancel: Arc<AtomicBool>,
+    /// A shared cache read through on local misses.
+    pub remote: Option<Arc<Remote>>,
+    /// Upload what the run produced to `remote`.
+    pub push: bool,
 }
 
 impl Default for ExecOptions {
@@ -39,6 +44,8 @@ impl Default for ExecOptions {
             jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             gpus: s2r_stages::device::cuda_device_count(),
             cancel: Arc::new(AtomicBool::new(false)),
+            remote: None,
+            push: false,
         }
     }
 }
@@ -64,7 +71,9 @@ impl RunSummary {
     /// Whether any stage failed, was skipped or aborted.
     pub fn failed(&self) -> bool {
         self.interrupted
-            || self.results.iter().any(|r| matches!(r.status, Status::Failed | Status::Skipped | Status::Aborted))
+            || self.results.iter().any(|r| {
+                matches!(r.status, Status::Failed | Status::Skipped | Status::Aborted) || r.push_error.is_some()
+            })
     }
 
     /// Stages with a given status.
@@ -177,6 +186,7 @@ impl Job<'_> {
             device: None,
             error: None,
             note: force.then(|| "rerun: an output of this stage was corrupt or missing".to_string()),
+            push_error: None,
         };
         let fail = |mut r: StageResult, e: String| {
             r.error = Some(e);
@@ -245,6 +255,22 @@ impl Job<'_> {
             }
             Ok(false) => {}
             Err(e) => return fail(result, e.to_string()),
+        }
+        // Read through the shared cache: a verified pull counts as cached.
+        if let (Some(remote), false) = (&self.opts.remote, force) {
+            match remote.pull_entry(self.store, &key) {
+                Ok(Some((m, _))) => {
+                    hit(&mut result, m);
+                    result.note = Some(format!("pulled from {}", remote.url()));
+                    result.seconds = start.elapsed().as_secs_f64();
+                    return Outcome::Done(result);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("{e}; running `{}` locally", spec.id);
+                    result.note = Some(format!("remote: {e}; ran locally"));
+                }
+            }
         }
         // Load inputs (verified).
         let mut inputs = Inputs::default();
@@ -329,6 +355,12 @@ impl Job<'_> {
         };
         if let Err(e) = self.store.put_entry(&manifest) {
             return fail(result, e.to_string());
+        }
+        if let (Some(remote), true) = (&self.opts.remote, self.opts.push) {
+            if let Err(e) = remote.push_entry(self.store, &manifest) {
+                tracing::warn!("push of `{}` failed: {e}", spec.id);
+                result.push_error = Some(e.to_string());
+            }
         }
         result.status = Status::Ran;
         result.outputs = objects.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
@@ -425,6 +457,7 @@ pub fn execute(
                             )
                         }),
                         note: None,
+                        push_error: None,
                     };
                     sink.on(&Event::Finished(r.clone()));
                     results[i] = Some(r);
@@ -511,6 +544,7 @@ pub fn execute(
                                     device: None,
                                     error: Some(format!("{error} (again after rerunning `{producer}`)")),
                                     note: None,
+                                    push_error: None,
                                 };
                                 sink.on(&Event::Finished(r.clone()));
                                 results[i] = Some(r);
@@ -560,6 +594,7 @@ pub fn execute(
                     device: None,
                     error: Some("interrupted".into()),
                     note: None,
+                    push_error: None,
                 }
             })
         })

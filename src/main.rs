@@ -12,6 +12,7 @@ use s2r_pipe::exec::{execute, ExecOptions};
 use s2r_pipe::graph::{load, Built, Graph};
 use s2r_pipe::plan::{plan, Action};
 use s2r_pipe::show::{render, Format};
+use s2r_pipe::store::remote::Remote;
 use s2r_pipe::store::Store;
 use s2r_pipe::{progress, report, Diagnostics};
 use s2r_stages::{Artifact, Registry};
@@ -23,6 +24,10 @@ struct Cli {
     /// The cache directory.
     #[arg(long, global = true, env = "S2R_CACHE_DIR", default_value = "cache")]
     cache_dir: PathBuf,
+    /// A shared cache: `s3://bucket/prefix` (AWS_* variables for endpoint, region, credentials),
+    /// `file:///dir` or a directory. Default: the pipeline's `cache: {remote: …}`.
+    #[arg(long, global = true, env = "S2R_REMOTE")]
+    remote: Option<String>,
     /// Print only failures.
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -51,6 +56,9 @@ enum Command {
         /// Write a JSON run report here.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Upload what the run produced to the remote cache.
+        #[arg(long)]
+        push: bool,
     },
     /// Show what would run and why.
     Plan {
@@ -109,14 +117,68 @@ enum CacheCommand {
     Ls,
     /// Re-hash every object; remove corrupt ones and the entries that name them.
     Verify,
-    /// Remove temp files, unreferenced objects, and (given pipelines) entries they do not use.
+    /// Evict entries (keep rules and bounds), then remove unreferenced objects and temp files.
+    ///
+    /// With pipelines, the entries they currently use are always kept and, without bounds, every
+    /// other entry goes. `--max-age` evicts unkept entries older than the age; `--max-size`
+    /// evicts the oldest unkept entries until the store fits.
     Gc {
-        /// Keep only entries these pipelines currently use.
+        /// Keep the entries these pipelines currently use.
         pipelines: Vec<PathBuf>,
+        /// Evict unkept entries older than this (`30m`, `12h`, `7d`).
+        #[arg(long, value_parser = parse_age)]
+        max_age: Option<std::time::Duration>,
+        /// Evict the oldest unkept entries until objects take at most this (`500M`, `10G`).
+        #[arg(long, value_parser = parse_size)]
+        max_size: Option<u64>,
         /// Print what would be removed.
         #[arg(long)]
         dry_run: bool,
     },
+    /// Upload entries to the remote: those the pipeline currently uses, or every local entry.
+    Push {
+        /// The pipeline (default: every local entry).
+        pipeline: Option<PathBuf>,
+        /// Overrides for the pipeline.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Download what the pipeline needs from the remote (verified), or every remote entry.
+    Pull {
+        /// The pipeline (default: every remote entry).
+        pipeline: Option<PathBuf>,
+        /// Overrides for the pipeline.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not an age like `30m`, `12h`, `7d`"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" | "" => 86_400,
+        _ => return Err(format!("unknown unit in `{s}` (use s, m, h, d)")),
+    };
+    Ok(std::time::Duration::from_secs(n * secs))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches(['B', 'b']);
+    let (n, unit) = t.split_at(t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len()));
+    let n: f64 = n.parse().map_err(|_| format!("`{s}` is not a size like `500M`, `10G`"))?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0f64.powi(4),
+        _ => return Err(format!("unknown unit in `{s}` (use K, M, G, T)")),
+    };
+    Ok((n * mult) as u64)
 }
 
 /// Exit code 2 (usage/config errors).
@@ -163,10 +225,17 @@ fn open_store(dir: &Path) -> Result<Store> {
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { p, jobs, report: report_path } => {
+        Command::Run { p, jobs, report: report_path, push } => {
             let graph = load_graph(&p, &registry)?;
             let store = open_store(&cli.cache_dir)?;
-            let mut opts = ExecOptions::default();
+            let mut opts =
+                ExecOptions { remote: remote_for(cli.remote.as_deref(), Some(&graph))?, push, ..Default::default() };
+            if push && opts.remote.is_none() {
+                return Err(ConfigError(
+                    "`--push` needs a remote: `--remote URL`, S2R_REMOTE or `cache: {remote: URL}`".into(),
+                )
+                .into());
+            }
             if let Some(j) = jobs {
                 if j == 0 {
                     return Err(ConfigError("`--jobs` must be ≥ 1".into()).into());
@@ -260,7 +329,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cache { command } => cache_command(&cli.cache_dir, command, &registry),
+        Command::Cache { command } => cache_command(&cli.cache_dir, cli.remote.as_deref(), command, &registry),
     }
 }
 
@@ -306,7 +375,32 @@ fn resolve_output(
     Ok((store, obj))
 }
 
-fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Result<ExitCode> {
+/// The remote from `--remote`/S2R_REMOTE, else the pipeline's `cache: {remote: …}`.
+fn remote_for(flag: Option<&str>, graph: Option<&Graph<Built>>) -> Result<Option<Arc<Remote>>> {
+    let from_pipeline = graph
+        .and_then(|g| g.pipeline().cache.as_ref())
+        .and_then(|c| c.get("remote"))
+        .and_then(|r| r.as_str())
+        .map(str::to_string);
+    match flag.map(str::to_string).or(from_pipeline) {
+        None => Ok(None),
+        Some(url) => Ok(Some(Arc::new(Remote::open(&url).map_err(|e| ConfigError(e.to_string()))?))),
+    }
+}
+
+fn need_remote(r: Option<Arc<Remote>>) -> Result<Arc<Remote>> {
+    r.ok_or_else(|| {
+        ConfigError("no remote: give `--remote URL`, set S2R_REMOTE, or `cache: {remote: URL}` in the pipeline".into())
+            .into()
+    })
+}
+
+fn cache_command(
+    dir: &Path,
+    remote_flag: Option<&str>,
+    command: CacheCommand,
+    registry: &Registry,
+) -> Result<ExitCode> {
     let store = open_store(dir)?;
     match command {
         CacheCommand::Ls => {
@@ -351,31 +445,50 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
             println!("{} objects verified, {} corrupt removed, {} entries dropped", objects.len(), bad.len(), dropped);
             Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        CacheCommand::Gc { pipelines, dry_run } => {
+        CacheCommand::Gc { pipelines, max_age, max_size, dry_run } => {
             let verb = if dry_run { "would remove" } else { "removed" };
             let tmp = store.clean_tmp(std::time::Duration::from_secs(3600), dry_run);
-            let mut entries = store.entries()?;
-            if !pipelines.is_empty() {
-                let mut keep = std::collections::HashSet::new();
-                for p in &pipelines {
-                    let graph = load(p, &[], registry)?;
-                    for item in plan(&graph, registry, &store, 0).stages {
-                        if let Some(k) = item.key {
-                            keep.insert(k);
-                        }
+            let entries = store.entries()?;
+            let mut keep = std::collections::HashSet::new();
+            for p in &pipelines {
+                let graph = load(p, &[], registry)?;
+                for item in plan(&graph, registry, &store, 0).stages {
+                    if let Some(k) = item.key {
+                        keep.insert(k);
                     }
                 }
-                let (kept, gone): (Vec<_>, Vec<_>) = entries.into_iter().partition(|m| keep.contains(&m.key));
-                for m in &gone {
-                    println!("{verb} entry {} ({}/{})", &m.key[..16], m.pipeline, m.stage_id);
-                    if !dry_run {
-                        store.remove_entry(&m.key)?;
-                    }
-                }
-                entries = kept;
             }
-            let referenced: std::collections::HashSet<String> =
-                entries.iter().flat_map(|m| m.outputs.values().map(|o| o.hash.clone())).collect();
+            let bounded = max_age.is_some() || max_size.is_some();
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let size_of = |m: &s2r_pipe::store::Manifest| m.outputs.values().map(|o| o.bytes).sum::<u64>();
+            // Oldest first; kept entries are never evicted.
+            let mut evict: Vec<&s2r_pipe::store::Manifest> = Vec::new();
+            let mut total: u64 = store.objects()?.iter().map(|o| o.2).sum();
+            for m in &entries {
+                if keep.contains(&m.key) {
+                    continue;
+                }
+                let too_old = max_age.is_some_and(|a| now.saturating_sub(m.created_unix) > a.as_secs());
+                let too_big = max_size.is_some_and(|limit| total > limit);
+                let unkept = !pipelines.is_empty() && !bounded;
+                if too_old || too_big || unkept {
+                    evict.push(m);
+                    total = total.saturating_sub(size_of(m));
+                }
+            }
+            for m in &evict {
+                println!("{verb} entry {} ({}/{}, {} bytes)", &m.key[..16], m.pipeline, m.stage_id, size_of(m));
+                if !dry_run {
+                    store.remove_entry(&m.key)?;
+                }
+            }
+            let gone: std::collections::HashSet<&str> = evict.iter().map(|m| m.key.as_str()).collect();
+            let referenced: std::collections::HashSet<String> = entries
+                .iter()
+                .filter(|m| !gone.contains(m.key.as_str()))
+                .flat_map(|m| m.outputs.values().map(|o| o.hash.clone()))
+                .collect();
             let mut freed = 0u64;
             let mut n = 0;
             for (hash, ext, size) in store.objects()? {
@@ -387,7 +500,78 @@ fn cache_command(dir: &Path, command: CacheCommand, registry: &Registry) -> Resu
                     }
                 }
             }
-            println!("{verb} {n} unreferenced objects ({freed} bytes) and {} temp files", tmp.len());
+            println!(
+                "{verb} {} entries, {n} unreferenced objects ({freed} bytes) and {} temp files",
+                evict.len(),
+                tmp.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Push { pipeline, set } => {
+            let graph = pipeline.as_ref().map(|p| load(p, &set, registry)).transpose()?;
+            let remote = need_remote(remote_for(remote_flag, graph.as_ref())?)?;
+            let entries = match &graph {
+                None => store.entries()?,
+                Some(g) => plan(g, registry, &store, 0)
+                    .stages
+                    .into_iter()
+                    .filter_map(|i| i.key)
+                    .filter_map(|k| store.entry(&k).ok().flatten())
+                    .collect(),
+            };
+            let mut total = s2r_pipe::store::remote::Transfer::default();
+            for m in &entries {
+                total += remote
+                    .push_entry(&store, m)
+                    .with_context(|| format!("pushing `{}` ({})", m.stage_id, &m.key[..16]))?;
+            }
+            println!(
+                "pushed {} entries to {}: {} objects ({} bytes) uploaded, {} already there",
+                total.entries,
+                remote.url(),
+                total.objects,
+                total.bytes,
+                total.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheCommand::Pull { pipeline, set } => {
+            let graph = pipeline.as_ref().map(|p| load(p, &set, registry)).transpose()?;
+            let remote = need_remote(remote_for(remote_flag, graph.as_ref())?)?;
+            let mut total = s2r_pipe::store::remote::Transfer::default();
+            match &graph {
+                None => {
+                    for k in remote.entry_keys()? {
+                        if store.entry(&k)?.is_none() {
+                            if let Some((_, t)) = remote.pull_entry(&store, &k)? {
+                                total += t;
+                            }
+                        }
+                    }
+                }
+                // Keys depend on upstream outputs: pull in rounds until nothing new arrives.
+                Some(g) => loop {
+                    let before = total.entries;
+                    for item in plan(g, registry, &store, 0).stages {
+                        if let (s2r_pipe::plan::Action::Run, Some(k)) = (item.action, item.key) {
+                            if let Some((_, t)) = remote.pull_entry(&store, &k)? {
+                                total += t;
+                            }
+                        }
+                    }
+                    if total.entries == before {
+                        break;
+                    }
+                },
+            }
+            println!(
+                "pulled {} entries from {}: {} objects ({} bytes) downloaded and verified, {} already here",
+                total.entries,
+                remote.url(),
+                total.objects,
+                total.bytes,
+                total.skipped
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,6 +15,7 @@
 
 mod manifest;
 mod object;
+pub mod remote;
 mod stat_cache;
 
 use std::fs::{self, File};
@@ -204,6 +205,12 @@ impl Store {
         let bytes = serde_json::to_vec_pretty(m).expect("manifests serialize");
         self.write_atomic(&self.entry_path(&m.key), &bytes)?;
         self.set_last(m)
+    }
+
+    /// Writes a manifest without touching the last-run index (entries pulled from a remote).
+    pub fn put_entry_only(&self, m: &Manifest) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(m).expect("manifests serialize");
+        self.write_atomic(&self.entry_path(&m.key), &bytes)
     }
 
     /// Records `m` as the last manifest of its stage id (for `plan`).

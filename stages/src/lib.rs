@@ -30,3 +30,6 @@ pub use artifact::{Artifact, Inputs, Outputs};
 pub use error::StageError;
 pub use registry::{Registered, Registry};
 pub use stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
+/// The libtorch bindings the neural stages use (for benchmarks and tests of dependents).
+#[cfg(feature = "torch")]
+pub use tch;
