@@ -17,7 +17,9 @@ use s2r_pipe::spec::parse_pipeline;
 use s2r_pipe::store::{hash_file_uncached, Store};
 use s2r_stages::Registry;
 
-/// A layered DAG: `roots` sequences, then sums that each read two earlier stages.
+/// A DAG of `n` stages: n/10 sequences, then sums that each read their predecessor, a
+/// pseudo-random earlier stage, and the first stage (a fan-out of n, like one loader feeding a
+/// whole experiment grid).
 fn generated(n: usize) -> String {
     let roots = (n / 10).max(1);
     let mut y = String::from("name: gen\nstages:\n");
@@ -26,8 +28,8 @@ fn generated(n: usize) -> String {
             y.push_str(&format!("  s{i}: {{kind: util.sequence, params: {{n: {}, start: {i}}}}}\n", 5 + i % 7));
         } else {
             let a = i - 1;
-            let b = (i * 7919) % i;
-            y.push_str(&format!("  s{i}: {{kind: util.sum, inputs: {{x: [s{a}.table, s{b}.table]}}}}\n"));
+            let b = ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) as usize % i;
+            y.push_str(&format!("  s{i}: {{kind: util.sum, inputs: {{x: [s{a}.table, s{b}.table, s0.table]}}}}\n"));
         }
     }
     y

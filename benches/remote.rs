@@ -39,10 +39,17 @@ fn manifest(key: &str, objects: BTreeMap<String, ObjectRef>) -> Manifest {
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let moto = std::env::var_os("S2R_MOTO_SERVER").map(std::path::PathBuf::from).unwrap_or_else(|| root.join(".venv-moto/bin/moto_server"));
+    let moto = std::env::var_os("S2R_MOTO_SERVER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv-moto/bin/moto_server"));
     assert!(moto.is_file(), "run scripts/setup-moto.sh first");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(&moto).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut server = Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -83,7 +90,11 @@ fn main() {
     }
     let pull_small = t.elapsed().as_secs_f64();
     println!("| push 1,000 entries × 1 KB object | {:.2} s ({:.0} objects/s) |", push_small, 1000.0 / push_small);
-    println!("| pull 1,000 entries × 1 KB object (verified) | {:.2} s ({:.0} objects/s) |", pull_small, 1000.0 / pull_small);
+    println!(
+        "| pull 1,000 entries × 1 KB object (verified) | {:.2} s ({:.0} objects/s) |",
+        pull_small,
+        1000.0 / pull_small
+    );
 
     // One big object.
     let mb: usize = std::env::var("S2R_BENCH_BIG_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
@@ -108,8 +119,15 @@ fn main() {
     let _ = blake3::hash(&bytes);
     let verify = t.elapsed().as_secs_f64();
     let gb = mb as f64 / 1024.0;
-    println!("| push one {mb} MB object (multipart, 16 MB parts) | {push_big:.2} s ({:.0} MB/s) |", mb as f64 / push_big);
+    println!(
+        "| push one {mb} MB object (multipart, 16 MB parts) | {push_big:.2} s ({:.0} MB/s) |",
+        mb as f64 / push_big
+    );
     println!("| pull one {mb} MB object (verified) | {pull_big:.2} s ({:.0} MB/s) |", mb as f64 / pull_big);
-    println!("| verification (blake3) of it | {verify:.3} s ({:.1} GB/s, {:.1}% of the pull) |", gb / verify, 100.0 * verify / pull_big);
+    println!(
+        "| verification (blake3) of it | {verify:.3} s ({:.1} GB/s, {:.1}% of the pull) |",
+        gb / verify,
+        100.0 * verify / pull_big
+    );
     let _ = server.kill();
 }

@@ -24,6 +24,7 @@ pub struct Graph<S> {
     graph: DiGraph<usize, ()>,
     nodes: Vec<NodeIndex>,
     topo: Vec<usize>,
+    by_id: HashMap<String, usize>,
     _state: PhantomData<S>,
 }
 
@@ -33,14 +34,20 @@ impl Graph<Building> {
         let mut graph = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..pipeline.stages.len()).map(|i| graph.add_node(i)).collect();
         let index: HashMap<&str, usize> = pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        // add_edge after a set-based dedup: update_edge scans the source's edges, which is
+        // quadratic for a stage read by thousands of others.
+        let mut seen = std::collections::HashSet::new();
         for (i, s) in pipeline.stages.iter().enumerate() {
             for b in &s.inputs {
                 if let Some(&j) = index.get(b.from.as_str()) {
-                    graph.update_edge(nodes[j], nodes[i], ());
+                    if seen.insert((j, i)) {
+                        graph.add_edge(nodes[j], nodes[i], ());
+                    }
                 }
             }
         }
-        Graph { pipeline, graph, nodes, topo: Vec::new(), _state: PhantomData }
+        let by_id = pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.to_string(), i)).collect();
+        Graph { pipeline, graph, nodes, topo: Vec::new(), by_id, _state: PhantomData }
     }
 
     /// Checks that the graph is acyclic and every binding names a stage in it.
@@ -71,7 +78,14 @@ impl Graph<Building> {
         }
         let order = petgraph::algo::toposort(&self.graph, None).expect("acyclic: checked above");
         let topo = order.into_iter().map(|n| self.graph[n]).collect();
-        Ok(Graph { pipeline: self.pipeline, graph: self.graph, nodes: self.nodes, topo, _state: PhantomData })
+        Ok(Graph {
+            pipeline: self.pipeline,
+            graph: self.graph,
+            nodes: self.nodes,
+            topo,
+            by_id: self.by_id,
+            _state: PhantomData,
+        })
     }
 }
 
@@ -125,7 +139,7 @@ impl Graph<Built> {
 
     /// Index of the stage with id `id`.
     pub fn index_of(&self, id: &str) -> Option<usize> {
-        self.pipeline.stages.iter().position(|s| s.id.as_str() == id)
+        self.by_id.get(id).copied()
     }
 
     /// Graphviz DOT.

@@ -89,7 +89,7 @@ pub fn load_pipeline(path: &Path, overrides: &[String], registry: &Registry) -> 
 
 struct Ctx<'a> {
     file: &'a Path,
-    text: &'a str,
+    lines: Vec<&'a str>,
     index: LocationIndex,
     diags: Vec<Diagnostic>,
 }
@@ -99,7 +99,7 @@ impl Ctx<'_> {
         match pos {
             Some((line, col)) => (
                 Some(Location { file: self.file.to_path_buf(), line, col }),
-                self.text.lines().nth(line.saturating_sub(1)).map(str::to_string),
+                self.lines.get(line.saturating_sub(1)).map(|l| l.to_string()),
             ),
             None => (None, None),
         }
@@ -150,7 +150,7 @@ pub fn parse_pipeline(
     overrides: &[String],
     registry: &Registry,
 ) -> Result<Pipeline, Diagnostics> {
-    let mut cx = Ctx { file, text, index: LocationIndex::build(text), diags: Vec::new() };
+    let mut cx = Ctx { file, lines: text.lines().collect(), index: LocationIndex::build(text), diags: Vec::new() };
     // Phase 1: syntax and raw shapes.
     let doc: Yaml = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -758,13 +758,16 @@ pub fn find_cycles(stages: &[StageSpec]) -> Vec<Vec<usize>> {
     let mut g = DiGraph::<usize, ()>::new();
     let nodes: Vec<_> = (0..stages.len()).map(|i| g.add_node(i)).collect();
     let mut self_loops = BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, s) in stages.iter().enumerate() {
         for b in &s.inputs {
             if let Some(&j) = index.get(b.from.as_str()) {
                 if i == j {
                     self_loops.insert(i);
                 }
-                g.update_edge(nodes[j], nodes[i], ());
+                if seen.insert((j, i)) {
+                    g.add_edge(nodes[j], nodes[i], ());
+                }
             }
         }
     }
