@@ -130,4 +130,5 @@ fn main() {
         100.0 * verify / pull_big
     );
     let _ = server.kill();
+    let _ = server.wait();
 }
