@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod fingerprint;
 pub mod kinds;
+pub mod kmeans;
 pub mod linalg;
 pub mod metrics;
 pub mod params;

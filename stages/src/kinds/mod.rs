@@ -13,6 +13,7 @@ pub mod data_synth;
 pub mod embed_svd;
 pub mod eval_static;
 mod loader;
+pub mod study_kmeans;
 pub mod util;
 
 /// All built-in stages.
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(embed_svd::EmbedSvd),
         Arc::new(adapt_darec::Darec),
         Arc::new(eval_static::EvalStatic),
+        Arc::new(study_kmeans::StudyKmeans),
         Arc::new(util::Sequence),
         Arc::new(util::Sum),
         Arc::new(util::Fail),
