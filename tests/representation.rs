@@ -66,3 +66,32 @@ fn mf_and_popular_beat_random_on_ml_latest_small() {
     assert_eq!(sim_sv.len(), 32);
     assert!(sim_sv.windows(2).all(|w| w[0] >= w[1]), "descending");
 }
+
+#[test]
+fn kmeans_groups_on_ml_latest_small() {
+    let t = Test::new();
+    let data = util::repo_root().join("data/ml-latest-small");
+    t.pipeline(&format!(
+        r#"
+stages:
+  ratings: {{kind: data.movielens, params: {{path: "{}"}}}}
+  clusters: {{kind: study.kmeans, inputs: {{ratings: ratings.ratings}}, params: {{k: 10, seed: 1}}}}
+  groups: {{kind: study.groups_rq2, inputs: {{clusters: clusters.*}}, params: {{groups: 4, group_size: 40}}}}
+"#,
+        data.display()
+    ));
+    let (d, _) = t.run_report(&["-q"]);
+    d.success();
+    let info = t.run(&["cat", "p.yaml", "clusters.info", "--format", "csv"]).success().stdout;
+    // Every ml-latest-small user has ≥ 20 ratings; those with < 32 are left out and counted.
+    let get =
+        |k: &str| info.lines().find(|l| l.starts_with(k)).unwrap().split(',').nth(1).unwrap().parse::<f64>().unwrap();
+    assert_eq!(get("users_clustered") + get("users_left_out"), 610.0);
+    let groups = t.run(&["cat", "p.yaml", "groups.groups", "--format", "csv"]).success().stdout;
+    let mut per_group = std::collections::BTreeMap::new();
+    for l in groups.lines().skip(1) {
+        *per_group.entry(l.split(',').nth(1).unwrap().to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(per_group.keys().cloned().collect::<Vec<_>>(), ["0", "1", "2", "3", "4"]);
+    assert!(per_group.values().all(|&n| n <= 40));
+}

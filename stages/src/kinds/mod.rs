@@ -13,6 +13,7 @@ pub mod data_synth;
 pub mod embed_svd;
 pub mod eval_static;
 mod loader;
+pub mod study_groups;
 pub mod study_kmeans;
 pub mod util;
 
@@ -28,6 +29,8 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(adapt_darec::Darec),
         Arc::new(eval_static::EvalStatic),
         Arc::new(study_kmeans::StudyKmeans),
+        Arc::new(study_groups::GroupsRq2),
+        Arc::new(study_groups::GroupsRq3),
         Arc::new(util::Sequence),
         Arc::new(util::Sum),
         Arc::new(util::Fail),
