@@ -54,7 +54,10 @@ fn parse(p: &Value) -> Result<P, StageError> {
     Ok(p)
 }
 
-fn clusters(inputs: &Inputs, a: &str, c: &str) -> Result<(HashMap<u32, u32>, Vec<f32>, usize), StageError> {
+/// A clustering read back: user → cluster, row-major centroids, dimension.
+type Clustering = (HashMap<u32, u32>, Vec<f32>, usize);
+
+fn clusters(inputs: &Inputs, a: &str, c: &str) -> Result<Clustering, StageError> {
     let t = inputs.table(a)?;
     let users = column::<UInt32Array>(t, a, "user")?.values();
     let cl = column::<UInt32Array>(t, a, "cluster")?.values();
