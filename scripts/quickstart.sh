@@ -9,6 +9,6 @@ cargo build --release --locked --features torch
 bin=./target/release/s2r-pipe
 $bin run pipelines/quickstart.yaml "$@"
 $bin cat pipelines/quickstart.yaml stats.table1
-for id in "eval[method=mf]" eval_darec "eval[method=popular]" "eval[method=random]"; do
+for id in "eval[method=mf]" eval_darec eval_dqn_r eval_no_dyn "eval[method=popular]" "eval[method=random]"; do
     $bin cat pipelines/quickstart.yaml "$id.summary"
 done

@@ -374,7 +374,7 @@ fn quickstart_runs_on_the_embedded_data() {
     let p = pipeline.to_str().unwrap();
     let set = format!("data={}", data.display());
     // D = 16 keeps the debug-build test quick; the pipeline's default is the paper's 128.
-    let run = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--report", "q.json"]);
+    let run = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--set", "iterations=40", "--report", "q.json"]);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q.json")).unwrap()).unwrap();
     let s = statuses(&report);
     if cfg!(feature = "torch") {
@@ -385,16 +385,33 @@ fn quickstart_runs_on_the_embedded_data() {
         let run = run.code(1);
         assert!(run.stdout.contains("needs libtorch"), "{}", run.stdout);
         assert_eq!((s["darec"].as_str(), s["eval_darec"].as_str()), ("failed", "skipped"));
+        assert_eq!(
+            (s["dqn_r"].as_str(), s["no_dyn"].as_str(), s["eval_dqn_r"].as_str()),
+            ("failed", "skipped", "skipped")
+        );
         assert_eq!(s.values().filter(|v| *v == "ran").count(), 7, "{s:?}");
     }
-    let table = t.run(&["cat", p, "stats.table1", "--set", &set, "--set", "dim=16"]).success().stdout;
+    let table =
+        t.run(&["cat", p, "stats.table1", "--set", &set, "--set", "dim=16", "--set", "iterations=40"]).success().stdout;
     assert!(table.contains("| ml-latest-small | Adventure | Crime | 564 | 38 | 10 | 435 |"), "{table}");
     let mf = t
-        .run(&["cat", p, "eval[method=mf].summary", "--set", &set, "--set", "dim=16", "--format", "csv"])
+        .run(&[
+            "cat",
+            p,
+            "eval[method=mf].summary",
+            "--set",
+            &set,
+            "--set",
+            "dim=16",
+            "--set",
+            "iterations=40",
+            "--format",
+            "csv",
+        ])
         .success()
         .stdout;
     assert!(mf.starts_with("method,users,reward,precision,recall,f1\nmf,435,"), "{mf}");
-    let again = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--report", "q2.json"]);
+    let again = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--set", "iterations=40", "--report", "q2.json"]);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q2.json")).unwrap()).unwrap();
     assert_eq!(report["counts"]["ran"], 0, "{}", again.stdout);
 }

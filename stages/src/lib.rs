@@ -13,6 +13,8 @@ pub mod darec;
 pub mod device;
 pub mod error;
 pub mod fingerprint;
+#[cfg(feature = "torch")]
+pub mod irs;
 pub mod kinds;
 pub mod kmeans;
 pub mod linalg;

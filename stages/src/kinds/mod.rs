@@ -12,6 +12,7 @@ pub mod data_stats;
 pub mod data_synth;
 pub mod embed_svd;
 pub mod eval_static;
+pub mod irs_train;
 mod loader;
 pub mod study_groups;
 pub mod study_kmeans;
@@ -29,6 +30,8 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(adapt_darec::Darec),
         Arc::new(eval_static::EvalStatic),
         Arc::new(study_kmeans::StudyKmeans),
+        Arc::new(irs_train::IrsTrain),
+        Arc::new(irs_train::IrsEval),
         Arc::new(study_groups::GroupsRq2),
         Arc::new(study_groups::GroupsRq3),
         Arc::new(util::Sequence),

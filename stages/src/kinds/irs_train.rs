@@ -1,0 +1,273 @@
+//! `irs.train` and `irs.eval`: the interactive recommender (LSTM-DQN, see `irs.rs`).
+//!
+//! Methods so far: `dqn_r` (DQN-R: MF vectors, no Δr) and `s2r_no_dyn` (S2R-Rec w/o DynAda:
+//! DARec vectors, no Δr) — the method is the item vectors the pipeline binds plus the training
+//! rule. The methods with dynamics adaptation (`s2r_no_rep`, `s2r_no_joint`, `s2r`, `oracle`) are
+//! rejected at load time until the Δr classifiers exist (issue 5). Needs the `torch` feature.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::artifact::{Inputs, Outputs};
+use crate::error::StageError;
+use crate::params;
+use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
+
+/// Training params.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    /// `dqn_r` or `s2r_no_dyn`.
+    pub method: String,
+    /// Gradient steps.
+    #[serde(default = "d_iters")]
+    pub iterations: usize,
+    /// Episodes per batch.
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    /// Session length T.
+    #[serde(default = "d_t")]
+    pub session_len: usize,
+    /// Discount γ.
+    #[serde(default = "d_gamma")]
+    pub gamma: f64,
+    /// Adam learning rate.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Target network refresh period.
+    #[serde(default = "d_target")]
+    pub target_every: usize,
+    /// A real-log batch every this many iterations (0 = never).
+    #[serde(default = "d_k")]
+    pub k_interval: usize,
+    /// LSTM width.
+    #[serde(default = "d_hidden")]
+    pub hidden: i64,
+    /// Rating scale maximum y_max (default: 5 if every rating ≤ 5, else 10).
+    #[serde(default)]
+    pub rating_max: Option<f32>,
+    /// Seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+fn d_iters() -> usize {
+    1000
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_t() -> usize {
+    32
+}
+fn d_gamma() -> f64 {
+    0.9
+}
+fn d_lr() -> f64 {
+    3e-4
+}
+fn d_target() -> usize {
+    100
+}
+fn d_k() -> usize {
+    3
+}
+fn d_hidden() -> i64 {
+    64
+}
+
+/// Methods `irs.train` implements now.
+pub const METHODS: &[&str] = &["dqn_r", "s2r_no_dyn"];
+
+const PARAMS: &[ParamDoc] = &[
+    ParamDoc {
+        name: "method",
+        ty: "dqn_r | s2r_no_dyn",
+        default: None,
+        help: "which method (its vectors come from the inputs)",
+    },
+    ParamDoc { name: "iterations", ty: "integer", default: Some("1000"), help: "gradient steps" },
+    ParamDoc { name: "batch", ty: "integer", default: Some("32"), help: "episodes per batch (paper: 32, 64)" },
+    ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T" },
+    ParamDoc { name: "gamma", ty: "number", default: Some("0.9"), help: "discount" },
+    ParamDoc { name: "lr", ty: "number", default: Some("0.0003"), help: "Adam learning rate" },
+    ParamDoc { name: "target_every", ty: "integer", default: Some("100"), help: "target network refresh period" },
+    ParamDoc { name: "k_interval", ty: "integer", default: Some("3"), help: "real-log batch period (paper: 2–4)" },
+    ParamDoc { name: "hidden", ty: "integer", default: Some("64"), help: "LSTM width" },
+    ParamDoc {
+        name: "rating_max",
+        ty: "number",
+        default: Some("5 or 10 from the data"),
+        help: "y_max of r = y / y_max",
+    },
+    ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
+];
+
+impl TrainParams {
+    /// From JSON, validated.
+    pub fn from_json(v: &Value) -> Result<Self, StageError> {
+        let p: TrainParams = params::parse(v, PARAMS)?;
+        if !METHODS.contains(&p.method.as_str()) {
+            return Err(params::invalid(
+                format!("method `{}` is not available yet; `irs.train` implements {METHODS:?} (the Δr methods come with the dynamics classifiers)", p.method),
+                PARAMS,
+            ));
+        }
+        if p.iterations == 0
+            || p.batch == 0
+            || p.session_len == 0
+            || p.hidden < 1
+            || p.lr <= 0.0
+            || !(0.0..1.0).contains(&p.gamma)
+        {
+            return Err(params::invalid(
+                "`iterations`, `batch`, `session_len`, `hidden` ≥ 1, `lr` > 0, `gamma` in [0, 1)",
+                PARAMS,
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// The training stage.
+pub struct IrsTrain;
+
+impl Stage for IrsTrain {
+    fn kind(&self) -> &'static str {
+        "irs.train"
+    }
+    fn about(&self) -> &'static str {
+        "LSTM-DQN trained on simulated users (+ real logs every k_interval); needs the torch feature"
+    }
+    fn source(&self) -> &'static str {
+        file!()
+    }
+    fn params(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+    fn inputs(&self) -> &'static [InputDoc] {
+        &[
+            InputDoc { name: "sim", required: true, many: false, help: "split.sim: the simulated users replay these" },
+            InputDoc {
+                name: "real_train",
+                required: true,
+                many: false,
+                help: "split.real_train: logged real sessions",
+            },
+            InputDoc {
+                name: "sim_item_vecs",
+                required: true,
+                many: false,
+                help: "item vectors of the sim pool (svd or darec)",
+            },
+            InputDoc {
+                name: "real_item_vecs",
+                required: true,
+                many: false,
+                help: "item vectors of the real pool (svd or darec)",
+            },
+        ]
+    }
+    fn outputs(&self) -> &'static [OutputDoc] {
+        &[
+            OutputDoc { name: "weights", help: "safetensors of the Q network" },
+            OutputDoc { name: "model", help: "key, value: hidden, dim, session_len, rating_max" },
+            OutputDoc { name: "curves", help: "iteration, td_loss, sim_reward, epsilon" },
+        ]
+    }
+    fn validate(&self, p: &Value) -> Result<(), StageError> {
+        TrainParams::from_json(p).map(|_| ())
+    }
+    fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
+        let p = TrainParams::from_json(p)?;
+        #[cfg(feature = "torch")]
+        {
+            crate::irs::run_train(ctx, inputs, &p)
+        }
+        #[cfg(not(feature = "torch"))]
+        {
+            let _ = (ctx, inputs, p);
+            Err(StageError::Failed(
+                "`irs.train` needs libtorch: build s2r-pipe with `--features torch` (scripts/setup.sh installs it)"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// Evaluation params.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EvalParams {
+    /// Label in the summary.
+    pub method: String,
+    /// Relevance threshold (default: the dataset rule).
+    #[serde(default)]
+    pub relevant_above: Option<f32>,
+}
+
+const EVAL_PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "method", ty: "string", default: None, help: "label of the summary row" },
+    ParamDoc {
+        name: "relevant_above",
+        ty: "number",
+        default: Some("3 for y_max 5, 5 for 10"),
+        help: "relevance threshold",
+    },
+];
+
+/// The evaluation stage: greedy sessions for test (or validation) users.
+pub struct IrsEval;
+
+impl Stage for IrsEval {
+    fn kind(&self) -> &'static str {
+        "irs.eval"
+    }
+    fn about(&self) -> &'static str {
+        "greedy T-step sessions of a trained policy for test or validation users; needs the torch feature"
+    }
+    fn source(&self) -> &'static str {
+        file!()
+    }
+    fn params(&self) -> &'static [ParamDoc] {
+        EVAL_PARAMS
+    }
+    fn inputs(&self) -> &'static [InputDoc] {
+        &[
+            InputDoc {
+                name: "test",
+                required: true,
+                many: false,
+                help: "split.test (or split.val for model selection)",
+            },
+            InputDoc {
+                name: "real_item_vecs",
+                required: true,
+                many: false,
+                help: "the vectors the policy was trained with",
+            },
+            InputDoc { name: "weights", required: true, many: false, help: "irs.train weights" },
+            InputDoc { name: "model", required: true, many: false, help: "irs.train model" },
+        ]
+    }
+    fn outputs(&self) -> &'static [OutputDoc] {
+        &[
+            OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
+            OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
+        ]
+    }
+    fn validate(&self, p: &Value) -> Result<(), StageError> {
+        params::parse::<EvalParams>(p, EVAL_PARAMS).map(|_| ())
+    }
+    fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
+        let p: EvalParams = params::parse(p, EVAL_PARAMS)?;
+        #[cfg(feature = "torch")]
+        {
+            crate::irs::run_eval(ctx, inputs, &p)
+        }
+        #[cfg(not(feature = "torch"))]
+        {
+            let _ = (ctx, inputs, p);
+            Err(StageError::Failed("`irs.eval` needs libtorch: build s2r-pipe with `--features torch`".into()))
+        }
+    }
+}
