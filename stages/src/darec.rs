@@ -13,7 +13,7 @@ use crate::kinds::adapt_darec::DarecParams;
 use crate::ratings::Ratings;
 use crate::stage::Context;
 use crate::table::{batch, read_vectors, vectors};
-use crate::torch::{seed, tch_device, weights_bytes};
+use crate::torch::{random_indices, seed, seeded, tch_device, weights_bytes};
 
 /// Gradient reversal: identity forward, gradient multiplied by −λ backward.
 pub fn grl(x: &Tensor, lambda: f64) -> Tensor {
@@ -159,7 +159,6 @@ fn accuracy(d: &nn::Sequential, sim: &Tensor, real: &Tensor) -> f64 {
 
 /// Trains DARec and produces the stage's outputs.
 pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, StageError> {
-    seed(p.seed);
     let dev = tch_device(ctx.device());
     let (sim, d) = domain(inputs, "sim_user_vecs", "sim_item_vecs", "sim", dev)?;
     let (real, d2) = domain(inputs, "real_user_vecs", "real_item_vecs", "real_train", dev)?;
@@ -168,14 +167,14 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, S
     }
     let d = d as i64;
     let vs = nn::VarStore::new(dev);
-    let m = Model::new(&vs.root(), d, p.hidden);
+    let m = seeded(p.seed, || Model::new(&vs.root(), d, p.hidden));
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(p.seed);
     let mut opt = nn::Adam::default().build(&vs, p.lr).map_err(|e| StageError::Failed(e.to_string()))?;
     let n_sim = sim.y.size()[0];
     let n_real = real.y.size()[0];
     let bs = p.batch as i64;
     let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
     let total = steps_per_epoch as usize * p.epochs;
-    let opts = (Kind::Int64, dev);
     let bce = |logits: Tensor, target: f64| {
         logits.binary_cross_entropy_with_logits::<Tensor>(&logits.full_like(target), None, None, tch::Reduction::Mean)
     };
@@ -191,8 +190,8 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, S
             let lr = p.lr / (1.0 + 10.0 * progress).powf(0.75);
             opt.set_lr_group(0, lr);
             opt.set_lr_group(1, lr * p.disc_lr_mult);
-            let bs_s = Tensor::randint(n_sim, [bs.min(n_sim)], opts);
-            let bs_r = Tensor::randint(n_real, [bs.min(n_real)], opts);
+            let bs_s = random_indices(&mut rng, n_sim, bs.min(n_sim), dev);
+            let bs_r = random_indices(&mut rng, n_real, bs.min(n_real), dev);
             let pred = |dom: &Domain, fu: &nn::Linear, fv: &nn::Linear, b: &Tensor| {
                 let u = fu.forward(&dom.users.index_select(0, &dom.ru.index_select(0, b)));
                 let v = fv.forward(&dom.items.index_select(0, &dom.ri.index_select(0, b)));
@@ -200,7 +199,8 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, S
             };
             let l_pred = pred(&sim, &m.fus, &m.fvs, &bs_s) + pred(&real, &m.fur, &m.fvr, &bs_r);
             // Domain loss on random users and items of each domain, through the reversal layer.
-            let pick = |t: &Tensor| t.index_select(0, &Tensor::randint(t.size()[0], [bs.min(t.size()[0])], opts));
+            let mut pick =
+                |t: &Tensor| t.index_select(0, &random_indices(&mut rng, t.size()[0], bs.min(t.size()[0]), dev));
             let us = grl(&m.fus.forward(&pick(&sim.users)), lambda);
             let ur = grl(&m.fur.forward(&pick(&real.users)), lambda);
             let is = grl(&m.fvs.forward(&pick(&sim.items)), lambda);
@@ -398,6 +398,34 @@ mod tests {
         assert!((acc - 0.5).abs() < (acc0 - 0.5).abs());
         // Stated bound: within 0.25 squared stars of the unadapted model's MSE in each domain.
         assert!(mse_s <= mse_s0 + 0.25 && mse_r <= mse_r0 + 0.25, "{mse_s0}/{mse_r0} → {mse_s}/{mse_r}");
+    }
+
+    #[test]
+    fn results_do_not_depend_on_torch_work_running_in_parallel() {
+        // Regression: DARec drew minibatches from libtorch's global generator, so a DQN training
+        // in a parallel stage changed its output (seen in the quickstart).
+        let (inputs, ..) = setup(false);
+        let dir = tempfile::tempdir().unwrap();
+        let p = DarecParams::from_json(&serde_json::json!({"epochs": 2, "seed": 4})).unwrap();
+        let weights = |o: &Outputs| match &o["weights"] {
+            Artifact::Weights(w) => w.clone(),
+            Artifact::Table(_) => unreachable!(),
+        };
+        let alone = weights(&run(&Context::for_tests(dir.path()), &inputs, &p).unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let noise = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tch::manual_seed(99);
+                    let _ = Tensor::randn([64], (Kind::Float, tch::Device::Cpu)).sum(Kind::Float);
+                }
+            })
+        };
+        let busy = weights(&run(&Context::for_tests(dir.path()), &inputs, &p).unwrap());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        noise.join().unwrap();
+        assert!(alone == busy, "DARec's weights changed when another thread used libtorch's RNG");
     }
 
     #[test]

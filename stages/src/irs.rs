@@ -226,13 +226,12 @@ pub fn train(
     o: &TrainOptions,
     device: tch::Device,
 ) -> Result<(nn::VarStore, Vec<CurveRow>), StageError> {
-    tch::manual_seed(o.seed as i64);
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let d = sim.items.size()[1];
     let vs = nn::VarStore::new(device);
-    let net = QNet::new(&vs.root(), d, o.hidden);
     let mut tvs = nn::VarStore::new(device);
-    let target = QNet::new(&tvs.root(), d, o.hidden);
+    let (net, target) =
+        crate::torch::seeded(o.seed, || (QNet::new(&vs.root(), d, o.hidden), QNet::new(&tvs.root(), d, o.hidden)));
     tvs.copy(&vs).map_err(|e| StageError::Failed(e.to_string()))?;
     let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(|e| StageError::Failed(e.to_string()))?;
     let mut replay: Vec<Episode> = Vec::new();

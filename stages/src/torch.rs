@@ -17,6 +17,24 @@ pub fn seed(seed: u64) {
     tch::manual_seed(seed as i64);
 }
 
+/// Runs `f` (e.g. building a model, whose initialisation draws from libtorch's generator) right
+/// after seeding, under a process-wide lock. libtorch has one global generator: stages running
+/// in parallel would otherwise interleave their draws and make each other's results depend on
+/// timing. Stages draw everything else from their own seeded Rust RNG.
+pub fn seeded<T>(seed_value: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    seed(seed_value);
+    f()
+}
+
+/// `k` indices in `0..n` drawn with replacement from `rng`, as an int64 tensor on `device`.
+pub fn random_indices(rng: &mut rand_chacha::ChaCha8Rng, n: i64, k: i64, device: tch::Device) -> tch::Tensor {
+    use rand::Rng;
+    let v: Vec<i64> = (0..k).map(|_| rng.random_range(0..n.max(1))).collect();
+    tch::Tensor::from_slice(&v).to_device(device)
+}
+
 /// Serializes every variable of `vs` as safetensors bytes (sorted names, so deterministic).
 pub fn weights_bytes(vs: &tch::nn::VarStore, scratch: &std::path::Path) -> Result<Vec<u8>, StageError> {
     let path = scratch.join("weights.safetensors");
