@@ -69,6 +69,25 @@ pub struct StageResult {
     pub push_error: Option<String>,
 }
 
+impl StageResult {
+    /// A result with nothing produced yet (skipped, aborted, or failed before running).
+    pub fn empty(spec: &crate::spec::StageSpec, status: Status, error: Option<String>) -> Self {
+        Self {
+            id: spec.id.to_string(),
+            kind: spec.kind.clone(),
+            status,
+            seconds: 0.0,
+            key: None,
+            outputs: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            device: None,
+            error,
+            note: None,
+            push_error: None,
+        }
+    }
+}
+
 /// What the executor reports while it works.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -175,19 +175,8 @@ impl Job<'_> {
     ) -> Outcome {
         let start = Instant::now();
         let spec = self.graph.stage(idx);
-        let mut result = StageResult {
-            id: spec.id.to_string(),
-            kind: spec.kind.clone(),
-            status: Status::Failed,
-            seconds: 0.0,
-            key: None,
-            outputs: BTreeMap::new(),
-            objects: BTreeMap::new(),
-            device: None,
-            error: None,
-            note: force.then(|| "rerun: an output of this stage was corrupt or missing".to_string()),
-            push_error: None,
-        };
+        let mut result = StageResult::empty(spec, Status::Failed, None);
+        result.note = force.then(|| "rerun: an output of this stage was corrupt or missing".to_string());
         let fail = |mut r: StageResult, e: String| {
             r.error = Some(e);
             r.seconds = start.elapsed().as_secs_f64();
@@ -440,25 +429,15 @@ pub fn execute(
                     results[d].as_ref().is_some_and(|r| r.status != Status::Cached && r.status != Status::Ran)
                 });
                 if interrupted || blocked.is_some() {
-                    let r = StageResult {
-                        id: spec.id.to_string(),
-                        kind: spec.kind.clone(),
-                        status: if interrupted { Status::Aborted } else { Status::Skipped },
-                        seconds: 0.0,
-                        key: None,
-                        outputs: BTreeMap::new(),
-                        objects: BTreeMap::new(),
-                        device: None,
-                        error: blocked.map(|&d| {
-                            format!(
-                                "upstream `{}` {}",
-                                id_of(d),
-                                results[d].as_ref().map(|r| r.status.as_str()).unwrap_or("failed")
-                            )
-                        }),
-                        note: None,
-                        push_error: None,
-                    };
+                    let error = blocked.map(|&d| {
+                        format!(
+                            "upstream `{}` {}",
+                            id_of(d),
+                            results[d].as_ref().map(|r| r.status.as_str()).unwrap_or("failed")
+                        )
+                    });
+                    let r =
+                        StageResult::empty(spec, if interrupted { Status::Aborted } else { Status::Skipped }, error);
                     sink.on(&Event::Finished(r.clone()));
                     results[i] = Some(r);
                     state[i] = State::Done;
@@ -533,19 +512,12 @@ pub fn execute(
                             }
                             if reruns[p] >= 1 {
                                 let spec = graph.stage(i);
-                                let r = StageResult {
-                                    id: spec.id.to_string(),
-                                    kind: spec.kind.clone(),
-                                    status: Status::Failed,
-                                    seconds,
-                                    key: None,
-                                    outputs: BTreeMap::new(),
-                                    objects: BTreeMap::new(),
-                                    device: None,
-                                    error: Some(format!("{error} (again after rerunning `{producer}`)")),
-                                    note: None,
-                                    push_error: None,
-                                };
+                                let mut r = StageResult::empty(
+                                    spec,
+                                    Status::Failed,
+                                    Some(format!("{error} (again after rerunning `{producer}`)")),
+                                );
+                                r.seconds = seconds;
                                 sink.on(&Event::Finished(r.clone()));
                                 results[i] = Some(r);
                                 state[i] = State::Done;
@@ -581,22 +553,7 @@ pub fn execute(
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.unwrap_or_else(|| {
-                let spec = graph.stage(i);
-                StageResult {
-                    id: spec.id.to_string(),
-                    kind: spec.kind.clone(),
-                    status: Status::Aborted,
-                    seconds: 0.0,
-                    key: None,
-                    outputs: BTreeMap::new(),
-                    objects: BTreeMap::new(),
-                    device: None,
-                    error: Some("interrupted".into()),
-                    note: None,
-                    push_error: None,
-                }
-            })
+            r.unwrap_or_else(|| StageResult::empty(graph.stage(i), Status::Aborted, Some("interrupted".into())))
         })
         .collect();
     RunSummary {

@@ -106,10 +106,7 @@ impl Stage for EvalStatic {
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[
-            OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
-            OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
-        ]
+        METRIC_OUTPUTS
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         check(&params::parse(p, PARAMS)?)
@@ -188,6 +185,12 @@ impl Stage for EvalStatic {
         metric_tables(&p.method, &rows)
     }
 }
+
+/// The outputs [`metric_tables`] produces (every evaluator declares these).
+pub const METRIC_OUTPUTS: &[OutputDoc] = &[
+    OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
+    OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
+];
 
 /// The `per_user` and `summary` outputs every evaluator produces.
 pub fn metric_tables(method: &str, rows: &[(u32, SessionMetrics)]) -> Result<Outputs, StageError> {

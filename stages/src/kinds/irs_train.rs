@@ -250,10 +250,7 @@ impl Stage for IrsEval {
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[
-            OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
-            OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
-        ]
+        crate::kinds::eval_static::METRIC_OUTPUTS
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<EvalParams>(p, EVAL_PARAMS).map(|_| ())
