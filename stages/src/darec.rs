@@ -13,7 +13,7 @@ use crate::kinds::adapt_darec::DarecParams;
 use crate::ratings::Ratings;
 use crate::stage::Context;
 use crate::table::{batch, read_vectors, vectors};
-use crate::torch::{random_indices, seed, seeded, tch_device, weights_bytes};
+use crate::torch::{random_indices, seeded, tch_device, weights_bytes};
 
 /// Gradient reversal: identity forward, gradient multiplied by −λ backward.
 pub fn grl(x: &Tensor, lambda: f64) -> Tensor {
@@ -265,9 +265,8 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, S
 /// is trained on every other row of each set and scored on the rows it did not see, as balanced
 /// accuracy. 0.5 = indistinguishable, 1 = separable.
 pub fn probe_accuracy(sim: &[f32], real: &[f32], d: usize, hidden: i64, seed_value: u64) -> f64 {
-    seed(seed_value);
     let vs = nn::VarStore::new(tch::Device::Cpu);
-    let clf = classifier(vs.root() / "probe", d as i64, hidden);
+    let clf = seeded(seed_value, || classifier(vs.root() / "probe", d as i64, hidden));
     let mut opt = nn::Adam::default().build(&vs, 1e-2).expect("adam");
     let halves = |x: &[f32]| {
         let t = Tensor::from_slice(x).view([-1, d as i64]);
@@ -417,8 +416,8 @@ mod tests {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    tch::manual_seed(99);
-                    let _ = Tensor::randn([64], (Kind::Float, tch::Device::Cpu)).sum(Kind::Float);
+                    // Another stage drawing from libtorch's generator, the way stages do: seeded.
+                    let _ = seeded(99, || Tensor::randn([64], (Kind::Float, tch::Device::Cpu)).sum(Kind::Float));
                 }
             })
         };

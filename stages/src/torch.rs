@@ -12,11 +12,6 @@ pub fn tch_device(d: Device) -> tch::Device {
     }
 }
 
-/// Seeds libtorch (and CUDA) for a bit-reproducible CPU run at a fixed thread count.
-pub fn seed(seed: u64) {
-    tch::manual_seed(seed as i64);
-}
-
 /// Runs `f` (e.g. building a model, whose initialisation draws from libtorch's generator) right
 /// after seeding, under a process-wide lock. libtorch has one global generator: stages running
 /// in parallel would otherwise interleave their draws and make each other's results depend on
@@ -24,7 +19,7 @@ pub fn seed(seed: u64) {
 pub fn seeded<T>(seed_value: u64, f: impl FnOnce() -> T) -> T {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    seed(seed_value);
+    tch::manual_seed(seed_value as i64);
     f()
 }
 
@@ -60,12 +55,15 @@ mod tests {
 
     #[test]
     fn a_linear_model_learns_and_its_weights_round_trip_through_safetensors() {
-        seed(0);
         let dir = tempfile::tempdir().unwrap();
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let lin = nn::linear(vs.root() / "lin", 3, 1, Default::default());
+        let (lin, x) = seeded(0, || {
+            (
+                nn::linear(vs.root() / "lin", 3, 1, Default::default()),
+                tch::Tensor::randn([256, 3], (tch::Kind::Float, tch::Device::Cpu)),
+            )
+        });
         let mut opt = nn::Adam::default().build(&vs, 0.05).unwrap();
-        let x = tch::Tensor::randn([256, 3], (tch::Kind::Float, tch::Device::Cpu));
         let w = tch::Tensor::from_slice(&[1.5f32, -2.0, 0.5]).view([3, 1]);
         let y = x.matmul(&w) + 0.3;
         let loss0 = lin.forward(&x).mse_loss(&y, tch::Reduction::Mean).double_value(&[]);
