@@ -11,6 +11,8 @@ pub mod artifact;
 #[cfg(feature = "torch")]
 pub mod darec;
 pub mod device;
+#[cfg(feature = "torch")]
+pub mod dynamics;
 pub mod error;
 pub mod fingerprint;
 #[cfg(feature = "torch")]
