@@ -38,7 +38,7 @@ fn identity_map(path: nn::Path, d: i64) -> nn::Linear {
     lin
 }
 
-fn classifier(path: nn::Path, d: i64, hidden: i64) -> nn::Sequential {
+pub(crate) fn classifier(path: nn::Path, d: i64, hidden: i64) -> nn::Sequential {
     nn::seq().add(nn::linear(&path / "l1", d, hidden, Default::default())).add_fn(|x| x.relu()).add(nn::linear(
         &path / "l2",
         hidden,

@@ -71,14 +71,13 @@ fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
 }
 
 /// Huber TD loss of `episodes` in `dom` (γ-discounted, masked max over unrecommended items).
-pub fn td_loss(net: &QNet, target: &QNet, dom: &Domain, eps: &[Episode], gamma: f64) -> Tensor {
+/// `bonus` (`B × T`, e.g. α·Δr) is added to the rewards of the TD target only: the LSTM still
+/// sees the observed rewards.
+pub fn td_loss(net: &QNet, target: &QNet, dom: &Domain, eps: &[Episode], gamma: f64, bonus: Option<&Tensor>) -> Tensor {
     let dev = dom.items.device();
     let t = eps[0].actions.len() as i64;
     let b = eps.len() as i64;
-    let actions =
-        Tensor::from_slice(&eps.iter().flat_map(|e| e.actions.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
-    let rewards =
-        Tensor::from_slice(&eps.iter().flat_map(|e| e.rewards.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
+    let (actions, rewards) = crate::dynamics::batch_tensors(eps, dev);
     let s = net.states(&dom.items, &actions, &rewards); // B × (T+1) × H
     let q = net.q(&s.narrow(1, 0, t), &dom.items); // B × T × n
     let q_sa = q.gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
@@ -97,7 +96,11 @@ pub fn td_loss(net: &QNet, target: &QNet, dom: &Domain, eps: &[Episode], gamma: 
         let best = best.masked_fill(&exhausted, 0.0);
         let terminal =
             Tensor::ones([b, t], (Kind::Float, dev)).index_fill(1, &Tensor::from_slice(&[t - 1]).to_device(dev), 0.0);
-        &rewards + best * terminal * gamma
+        let r = match bonus {
+            Some(x) => &rewards + x,
+            None => rewards.shallow_clone(),
+        };
+        r + best * terminal * gamma
     });
     q_sa.huber_loss(&next, tch::Reduction::Mean, 1.0)
 }
@@ -201,10 +204,35 @@ pub struct TrainOptions {
     pub hidden: i64,
     /// Seed.
     pub seed: u64,
+    /// Dynamics adaptation (Δr), when the method has it.
+    pub delta_r: Option<DeltaROptions>,
+}
+
+/// Dynamics-adaptation options (see `dynamics.rs`).
+#[derive(Debug, Clone)]
+pub struct DeltaROptions {
+    /// r̃ = r + α·Δr.
+    pub alpha: f64,
+    /// Iterations before Δr is applied (the classifiers train from the start).
+    pub warmup: usize,
+    /// Std of the Gaussian noise on the classifiers' inputs while training them.
+    pub noise: f64,
+    /// Classifier width.
+    pub hidden: i64,
+    /// Classifier learning rate.
+    pub lr: f64,
+}
+
+/// Joint training (S2R-Rec): item maps initialised from DARec's, fine-tuned with the policy.
+pub struct Joint {
+    /// DARec's weights by name (`fvs.*`, `fvr.*`, `dv.*` are used).
+    pub darec: Vec<(String, Tensor)>,
+    /// Weight of the domain loss L_dom (through gradient reversal into the maps).
+    pub dom_weight: f64,
 }
 
 /// One row of the training curves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CurveRow {
     /// Iteration.
     pub iteration: usize,
@@ -214,33 +242,179 @@ pub struct CurveRow {
     pub sim_reward: f64,
     /// ε used.
     pub epsilon: f64,
+    /// Classifier loss (0 without Δr).
+    pub clf_loss: f64,
+    /// D_sa accuracy on the training batch (noisy inputs).
+    pub acc_sa: f64,
+    /// D_sas accuracy on the training batch.
+    pub acc_sas: f64,
+    /// Mean Δr on the sim batch (0 before the warm-up ends or without Δr).
+    pub dr_mean: f64,
+    /// Std of Δr on the sim batch.
+    pub dr_std: f64,
+    /// Domain loss of the item maps (joint training only).
+    pub dom_loss: f64,
+}
+
+/// A trained policy.
+pub struct Trained {
+    /// The Q network (variables `lstm`, `g`, `w`, `b`).
+    pub vs: nn::VarStore,
+    /// Curves, one row per iteration.
+    pub curves: Vec<CurveRow>,
+    /// The real-domain item vectors the policy was trained with (after joint fine-tuning).
+    pub real_items: Tensor,
+}
+
+/// Item vectors of the two domains: fixed, or mapped by trainable maps (joint training).
+struct Items {
+    sim: Tensor,
+    real: Option<Tensor>,
+    maps: Option<Maps>,
+}
+
+struct Maps {
+    vs: nn::VarStore,
+    fvs: nn::Linear,
+    fvr: nn::Linear,
+    dv: nn::Sequential,
+    raw_sim: Tensor,
+    raw_real: Tensor,
+    scale_sim: f64,
+    scale_real: f64,
+}
+
+impl Maps {
+    fn new(j: &Joint, raw_sim: &Tensor, raw_real: &Tensor) -> Result<Self, StageError> {
+        let d = raw_sim.size()[1];
+        let by_name: std::collections::HashMap<&str, &Tensor> = j.darec.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let hidden = by_name.get("dv.l1.weight").map(|t| t.size()[0]).ok_or_else(|| {
+            StageError::Input("`darec_weights` has no `dv.l1.weight` (not adapt.darec weights?)".into())
+        })?;
+        let vs = nn::VarStore::new(raw_sim.device());
+        let fvs = nn::linear(vs.root() / "fvs", d, d, Default::default());
+        let fvr = nn::linear(vs.root() / "fvr", d, d, Default::default());
+        let dv = crate::darec::classifier(vs.root() / "dv", d, hidden);
+        for (name, mut var) in vs.variables() {
+            let src = by_name
+                .get(name.as_str())
+                .ok_or_else(|| StageError::Input(format!("`darec_weights` has no `{name}`")))?;
+            if src.size() != var.size() {
+                return Err(StageError::Input(format!(
+                    "`darec_weights` `{name}` is {:?}, the maps need {:?} (same `dim` as the item vectors?)",
+                    src.size(),
+                    var.size()
+                )));
+            }
+            tch::no_grad(|| var.copy_(&src.to_device(var.device())));
+        }
+        let norm = |t: Tensor| t.norm_scalaropt_dim(2, &[1i64][..], false).mean(Kind::Float).double_value(&[]);
+        let (scale_sim, scale_real) = tch::no_grad(|| {
+            (1.0 / norm(fvs.forward(raw_sim)).max(1e-12), 1.0 / norm(fvr.forward(raw_real)).max(1e-12))
+        });
+        Ok(Self {
+            vs,
+            fvs,
+            fvr,
+            dv,
+            raw_sim: raw_sim.shallow_clone(),
+            raw_real: raw_real.shallow_clone(),
+            scale_sim,
+            scale_real,
+        })
+    }
+
+    /// L_dom: D_V on the mapped vectors behind a gradient reversal layer.
+    fn dom_loss(&self, lambda: f64) -> Tensor {
+        let s = self.dv.forward(&crate::darec::grl(&self.fvs.forward(&self.raw_sim), lambda));
+        let r = self.dv.forward(&crate::darec::grl(&self.fvr.forward(&self.raw_real), lambda));
+        let bce = |l: &Tensor, y: f64| {
+            l.binary_cross_entropy_with_logits::<Tensor>(&l.full_like(y), None, None, tch::Reduction::Mean)
+        };
+        bce(&s, 0.0) + bce(&r, 1.0)
+    }
+}
+
+impl Items {
+    fn refresh(&mut self) {
+        if let Some(m) = &self.maps {
+            self.sim = m.fvs.forward(&m.raw_sim) * m.scale_sim;
+            self.real = Some(m.fvr.forward(&m.raw_real) * m.scale_real);
+        }
+    }
+}
+
+fn finite(t: &Tensor, loss: &str, iteration: usize) -> Result<f64, StageError> {
+    let v = t.double_value(&[]);
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(StageError::NonFinite { loss: loss.into(), iteration })
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> StageError {
+    StageError::Failed(e.to_string())
 }
 
 /// Trains a DQN on simulated users (`sim_reward`) over `sim`, plus logged `real_logs` over `real`
-/// every `k_interval` iterations. Returns the online network's store and the curves.
+/// every `k_interval` iterations; with `o.delta_r`, the classifiers train on sim replay vs real
+/// logs and sim rewards in the TD targets become r + α·Δr after the warm-up; with `joint`, `sim`
+/// and `real` hold the raw vectors and DARec's maps are fine-tuned with L_rl + L_dom.
 pub fn train(
     sim: &Domain,
     n_sim_users: usize,
     sim_reward: &dyn Fn(usize, i64) -> f32,
     real: Option<(&Domain, &[Episode])>,
     o: &TrainOptions,
+    joint: Option<&Joint>,
     device: tch::Device,
-) -> Result<(nn::VarStore, Vec<CurveRow>), StageError> {
+) -> Result<Trained, StageError> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let d = sim.items.size()[1];
     let vs = nn::VarStore::new(device);
     let mut tvs = nn::VarStore::new(device);
-    let (net, target) =
-        crate::torch::seeded(o.seed, || (QNet::new(&vs.root(), d, o.hidden), QNet::new(&tvs.root(), d, o.hidden)));
-    tvs.copy(&vs).map_err(|e| StageError::Failed(e.to_string()))?;
-    let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(|e| StageError::Failed(e.to_string()))?;
+    let cvs = nn::VarStore::new(device);
+    let (net, target, clf) = crate::torch::seeded(o.seed, || {
+        (
+            QNet::new(&vs.root(), d, o.hidden),
+            QNet::new(&tvs.root(), d, o.hidden),
+            o.delta_r.as_ref().map(|dr| crate::dynamics::DynClf::new(&cvs.root(), d, dr.hidden)),
+        )
+    });
+    tvs.copy(&vs).map_err(failed)?;
+    let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(failed)?;
+    let mut copt = match &o.delta_r {
+        Some(dr) => Some(nn::Adam::default().build(&cvs, dr.lr).map_err(failed)?),
+        None => None,
+    };
+    let logs: &[Episode] = real.map_or(&[], |r| r.1);
+    if o.delta_r.is_some() && logs.is_empty() {
+        return Err(StageError::Data(format!(
+            "dynamics adaptation needs real logged sessions, and `real_train` has none of {} ratings",
+            o.session_len
+        )));
+    }
+    let mut items = Items { sim: sim.items.shallow_clone(), real: real.map(|r| r.0.items.shallow_clone()), maps: None };
+    let mut mopt = None;
+    if let Some(j) = joint {
+        let r = real.ok_or_else(|| StageError::Input("joint training needs the real domain".into()))?;
+        let m = Maps::new(j, &sim.items, &r.0.items)?;
+        mopt = Some(nn::Adam::default().build(&m.vs, o.lr).map_err(failed)?);
+        items.maps = Some(m);
+    }
+    let dom_weight = joint.map_or(0.0, |j| j.dom_weight);
+    let n_sim = sim.n_items;
+    let n_real = real.map_or(0, |r| r.0.n_items);
     let mut replay: Vec<Episode> = Vec::new();
     let cap = 20_000;
     let mut curves = Vec::with_capacity(o.iterations);
     for it in 0..o.iterations {
+        items.refresh();
+        let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim };
         let epsilon = (1.0 - it as f64 / (0.5 * o.iterations as f64).max(1.0)).max(0.05);
         let users: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..n_sim_users)).collect();
-        let fresh = rollout(&net, sim, &users, o.session_len, epsilon, &mut rng, sim_reward);
+        let fresh = rollout(&net, &sim_dom, &users, o.session_len, epsilon, &mut rng, sim_reward);
         let sim_r = fresh
             .iter()
             .map(|e| e.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / e.rewards.len() as f64)
@@ -254,27 +428,65 @@ pub fn train(
                 replay[i] = e;
             }
         }
-        let use_real =
-            o.k_interval > 0 && it % o.k_interval == o.k_interval - 1 && real.is_some_and(|(_, l)| !l.is_empty());
+        let mut row = CurveRow { iteration: it, sim_reward: sim_r, epsilon, ..Default::default() };
+        // The classifiers: sim replay (label 0) vs real logs (label 1), noisy inputs.
+        if let (Some(clf), Some(copt), Some(dr)) = (&clf, copt.as_mut(), &o.delta_r) {
+            let bs: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
+            let br: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
+            let real_items = items.real.as_ref().expect("checked: real logs exist").detach();
+            let (loss, acc_sa, acc_sas) = clf.loss((&items.sim.detach(), &bs), (&real_items, &br), dr.noise, &mut rng);
+            row.clf_loss = finite(&loss, "classifier loss (D_sa + D_sas)", it)?;
+            row.acc_sa = acc_sa;
+            row.acc_sas = acc_sas;
+            copt.backward_step(&loss);
+        }
+        let use_real = o.k_interval > 0 && it % o.k_interval == o.k_interval - 1 && !logs.is_empty();
         let loss = if use_real {
-            let (dom, logs) = real.expect("checked");
+            let dom = Domain {
+                items: items.real.as_ref().expect("logs need the real domain").shallow_clone(),
+                n_items: n_real,
+            };
             let batch: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
-            td_loss(&net, &target, dom, &batch, o.gamma)
+            td_loss(&net, &target, &dom, &batch, o.gamma, None)
         } else {
             let batch: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
-            td_loss(&net, &target, sim, &batch, o.gamma)
+            let bonus = match (&clf, &o.delta_r) {
+                (Some(clf), Some(dr)) if it >= dr.warmup => {
+                    let (a, r) = crate::dynamics::batch_tensors(&batch, device);
+                    let delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
+                    row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
+                    row.dr_std = delta.std(false).double_value(&[]);
+                    Some(delta * dr.alpha)
+                }
+                _ => None,
+            };
+            td_loss(&net, &target, &sim_dom, &batch, o.gamma, bonus.as_ref())
         };
-        let l = loss.double_value(&[]);
-        if !l.is_finite() {
-            return Err(StageError::NonFinite { loss: "TD loss".into(), iteration: it });
+        row.td_loss = finite(&loss, "TD loss", it)?;
+        match (&items.maps, mopt.as_mut()) {
+            (Some(m), Some(mopt)) => {
+                let lambda = crate::darec::dann_lambda(it as f64 / o.iterations.max(1) as f64);
+                let dom = m.dom_loss(lambda);
+                row.dom_loss = finite(&dom, "domain loss L_dom", it)?;
+                let total = &loss + dom * dom_weight;
+                opt.zero_grad();
+                mopt.zero_grad();
+                total.backward();
+                opt.clip_grad_norm(10.0);
+                mopt.clip_grad_norm(10.0);
+                opt.step();
+                mopt.step();
+            }
+            _ => opt.backward_step_clip_norm(&loss, 10.0),
         }
-        opt.backward_step_clip_norm(&loss, 10.0);
         if (it + 1) % o.target_every.max(1) == 0 {
-            tvs.copy(&vs).map_err(|e| StageError::Failed(e.to_string()))?;
+            tvs.copy(&vs).map_err(failed)?;
         }
-        curves.push(CurveRow { iteration: it, td_loss: l, sim_reward: sim_r, epsilon });
+        curves.push(row);
     }
-    Ok((vs, curves))
+    items.refresh();
+    let real_items = items.real.map_or_else(|| items.sim.zeros_like().narrow(0, 0, 0), |t| t.detach());
+    Ok(Trained { vs, curves, real_items })
 }
 
 /// Greedy sessions where each user's rewards come from `reward(user_index, item)`.
@@ -298,11 +510,20 @@ fn table(inputs: &crate::Inputs, name: &str) -> Result<arrow::record_batch::Reco
     Ok(inputs.table(name)?.clone())
 }
 
-fn vectors_tensor(inputs: &crate::Inputs, name: &str, device: tch::Device) -> Result<(Vec<u32>, Domain), StageError> {
+/// Item vectors of `name`: normalised to unit mean norm (`Domain::new`), or as stored (`raw`).
+fn vectors_tensor(
+    inputs: &crate::Inputs,
+    name: &str,
+    device: tch::Device,
+    raw: bool,
+) -> Result<(Vec<u32>, Domain), StageError> {
     let (ids, flat, d) = crate::table::read_vectors(&table(inputs, name)?, name)?;
     let n = ids.len() as i64;
+    if n == 0 {
+        return Err(StageError::Data(format!("`{name}` has no item vectors")));
+    }
     let items = Tensor::from_slice(&flat).view([n, d as i64]).to_device(device);
-    Ok((ids, Domain::new(items)))
+    Ok((ids, if raw { Domain { items, n_items: n } } else { Domain::new(items) }))
 }
 
 /// `irs.train`.
@@ -320,8 +541,38 @@ pub fn run_train(
     use crate::Artifact;
 
     let device = crate::torch::tch_device(ctx.device());
-    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device)?;
-    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device)?;
+    let joint = p.method == "s2r";
+    if p.method == "oracle" && !inputs.has("truth") {
+        return Err(StageError::Input(
+            "method `oracle` exists only for synthetic worlds: bind `truth` to data.synth's `truth` and `sim` to \
+             ratings made with the real dynamics"
+                .into(),
+        ));
+    }
+    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint)?;
+    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device, joint)?;
+    if sim.items.size()[1] != real.items.size()[1] {
+        return Err(StageError::Input(format!(
+            "`sim_item_vecs` have {} dimensions, `real_item_vecs` {}",
+            sim.items.size()[1],
+            real.items.size()[1]
+        )));
+    }
+    let joint = if joint {
+        let crate::Artifact::Weights(w) = inputs.one("darec_weights")? else {
+            return Err(StageError::Input("`darec_weights` must be adapt.darec's weights".into()));
+        };
+        let path = ctx.scratch().join("darec.safetensors");
+        std::fs::write(&path, w).map_err(|source| StageError::Io { path: path.clone(), source })?;
+        let named = Tensor::read_safetensors(&path)
+            .map_err(|e| StageError::Input(format!("cannot read `darec_weights`: {e}")))?;
+        Some(Joint {
+            darec: named.into_iter().map(|(n, t)| (n, t.to_device(device))).collect(),
+            dom_weight: p.dom_weight,
+        })
+    } else {
+        None
+    };
     let sim_r = Ratings::from_batch(inputs.table("sim")?, "sim")?;
     let real_r = Ratings::from_batch(inputs.table("real_train")?, "real_train")?;
     let observed = sim_r.rating.iter().chain(&real_r.rating).copied().fold(0.0f32, f32::max);
@@ -371,18 +622,35 @@ pub fn run_train(
         k_interval: p.k_interval,
         hidden: p.hidden,
         seed: p.seed,
+        delta_r: p.has_delta_r().then(|| DeltaROptions {
+            alpha: p.alpha,
+            warmup: p.delta_r_warmup,
+            noise: p.clf_noise,
+            hidden: p.clf_hidden,
+            lr: p.clf_lr,
+        }),
     };
     ctx.progress(0.0, "training");
     let reward = |u: usize, a: i64| rewards[u].get(&a).copied().unwrap_or(0.0);
-    let (vs, curves) = train(&sim, users.len(), &reward, Some((&real, &logs)), &opts, device)?;
+    let trained = train(&sim, users.len(), &reward, Some((&real, &logs)), &opts, joint.as_ref(), device)?;
     ctx.check_cancelled()?;
+    let (vs, curves) = (&trained.vs, &trained.curves);
     let f = |k: fn(&CurveRow) -> f64| Arc::new(Float64Array::from(curves.iter().map(k).collect::<Vec<_>>()));
     let curves_t = crate::table::batch(vec![
         ("iteration", Arc::new(UInt32Array::from(curves.iter().map(|c| c.iteration as u32).collect::<Vec<_>>()))),
         ("td_loss", f(|c| c.td_loss)),
         ("sim_reward", f(|c| c.sim_reward)),
         ("epsilon", f(|c| c.epsilon)),
+        ("clf_loss", f(|c| c.clf_loss)),
+        ("acc_sa", f(|c| c.acc_sa)),
+        ("acc_sas", f(|c| c.acc_sas)),
+        ("dr_mean", f(|c| c.dr_mean)),
+        ("dr_std", f(|c| c.dr_std)),
+        ("dom_loss", f(|c| c.dom_loss)),
     ])?;
+    let real_flat = Vec::<f32>::try_from(trained.real_items.to_device(tch::Device::Cpu).view([-1]))
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    let real_vecs = crate::table::vectors(real_ids.clone(), real_flat, trained.real_items.size()[1] as usize)?;
     let d = sim.items.size()[1] as f64;
     let model = [
         ("hidden", p.hidden as f64),
@@ -390,13 +658,15 @@ pub fn run_train(
         ("session_len", p.session_len as f64),
         ("rating_max", f64::from(y_max)),
         ("real_sessions", logs.len() as f64),
+        ("alpha", if p.has_delta_r() { p.alpha } else { 0.0 }),
     ];
     let model = crate::table::batch(vec![
         ("key", Arc::new(StringArray::from(model.iter().map(|m| m.0).collect::<Vec<_>>()))),
         ("value", Arc::new(Float64Array::from(model.iter().map(|m| m.1).collect::<Vec<_>>()))),
     ])?;
     Ok(crate::Outputs::from([
-        ("weights".into(), Artifact::Weights(crate::torch::weights_bytes(&vs, ctx.scratch())?)),
+        ("weights".into(), Artifact::Weights(crate::torch::weights_bytes(vs, ctx.scratch())?)),
+        ("real_item_vecs".into(), Artifact::Table(real_vecs)),
         ("model".into(), Artifact::Table(model)),
         ("curves".into(), Artifact::Table(curves_t)),
     ]))
@@ -415,7 +685,8 @@ pub fn run_eval(
     use crate::table::{column, f64_column};
 
     let device = crate::torch::tch_device(ctx.device());
-    let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device)?;
+    // irs.train's `real_item_vecs`: exactly the vectors the policy was trained with.
+    let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device, true)?;
     let model = inputs.table("model")?;
     let keys = column::<arrow::array::StringArray>(model, "model", "key")?;
     let vals = f64_column(model, "model", "value")?;
@@ -504,13 +775,15 @@ mod tests {
             k_interval: 0,
             hidden: 64,
             seed: 3,
+            delta_r: None,
         };
-        let (vs, curves) = train(
+        let Trained { vs, curves, .. } = train(
             &sim,
             fs.users.len(),
             &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
             None,
             &opts,
+            None,
             tch::Device::Cpu,
         )
         .unwrap();
@@ -551,24 +824,90 @@ mod tests {
         assert!(late > early + 0.05, "it learned in the simulator: {early} → {late}");
         assert!(dqn.reward > 2.0 * random.reward, "DQN-R {} vs random {}", dqn.reward, random.reward);
         // Bit-deterministic on CPU for a fixed seed and thread count.
-        let (_, again) = train(
-            &sim,
-            fs.users.len(),
-            &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
-            None,
-            &TrainOptions { iterations: 20, ..opts.clone() },
-            tch::Device::Cpu,
-        )
-        .unwrap();
-        let (_, again2) = train(
-            &sim,
-            fs.users.len(),
-            &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
-            None,
-            &TrainOptions { iterations: 20, ..opts },
-            tch::Device::Cpu,
-        )
-        .unwrap();
-        assert!(again.iter().zip(&again2).all(|(a, b)| a.td_loss.to_bits() == b.td_loss.to_bits()));
+        let again = |o: &TrainOptions| {
+            train(
+                &sim,
+                fs.users.len(),
+                &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
+                None,
+                &TrainOptions { iterations: 20, ..o.clone() },
+                None,
+                tch::Device::Cpu,
+            )
+            .unwrap()
+            .curves
+        };
+        let (a, b) = (again(&opts), again(&opts));
+        assert!(a.iter().zip(&b).all(|(a, b)| a.td_loss.to_bits() == b.td_loss.to_bits()));
+    }
+
+    fn tiny_world() -> (Domain, Domain, Vec<Episode>) {
+        let items = |n: i64, seed: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let v: Vec<f32> = (0..n * 8).map(|_| rng.random::<f32>() - 0.5).collect();
+            Domain::new(Tensor::from_slice(&v).view([n, 8]))
+        };
+        let logs = (0..6)
+            .map(|k| Episode { actions: (0..8).map(|i| (i + k) % 20).collect(), rewards: vec![0.6; 8] })
+            .collect();
+        (items(30, 1), items(20, 2), logs)
+    }
+
+    fn tiny_options(delta_r: bool) -> TrainOptions {
+        TrainOptions {
+            iterations: 30,
+            batch: 4,
+            session_len: 8,
+            gamma: 0.9,
+            lr: 1e-3,
+            target_every: 5,
+            k_interval: 2,
+            hidden: 8,
+            seed: 1,
+            delta_r: delta_r.then_some(DeltaROptions { alpha: 0.8, warmup: 5, noise: 1.0, hidden: 8, lr: 1e-3 }),
+        }
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_training_naming_the_loss_and_iteration() {
+        let (sim, real, logs) = tiny_world();
+        let nan_reward = |_: usize, a: i64| if a == 3 { f32::NAN } else { 0.5 };
+        let err = train(&sim, 5, &nan_reward, Some((&real, &logs)), &tiny_options(false), None, tch::Device::Cpu)
+            .err()
+            .expect("NaN reward");
+        assert!(matches!(&err, StageError::NonFinite { loss, iteration: 0 } if loss == "TD loss"), "{err}");
+        // A NaN in the real logs reaches the dynamics classifiers first.
+        let mut bad = logs.clone();
+        for e in &mut bad {
+            e.rewards[2] = f32::INFINITY;
+        }
+        let err = train(&sim, 5, &|_, _| 0.5, Some((&real, &bad)), &tiny_options(true), None, tch::Device::Cpu)
+            .err()
+            .expect("inf reward in the logs");
+        assert!(
+            matches!(&err, StageError::NonFinite { loss, iteration: 0 } if loss.starts_with("classifier loss")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("iteration 0"), "{err}");
+    }
+
+    #[test]
+    fn delta_r_methods_train_and_are_deterministic_and_need_real_logs() {
+        let (sim, real, logs) = tiny_world();
+        let reward = |u: usize, a: i64| if (a as usize + u) % 3 == 0 { 1.0 } else { 0.0 };
+        let run =
+            || train(&sim, 5, &reward, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu).unwrap();
+        let (a, b) = (run(), run());
+        assert!(a
+            .curves
+            .iter()
+            .zip(&b.curves)
+            .all(|(x, y)| x.td_loss.to_bits() == y.td_loss.to_bits() && x.dr_mean.to_bits() == y.dr_mean.to_bits()));
+        assert!(a.curves[..5].iter().all(|c| c.dr_mean == 0.0), "no Δr during the warm-up");
+        assert!(a.curves[5..].iter().any(|c| c.dr_std > 0.0), "Δr applied after the warm-up");
+        let err = train(&sim, 5, &reward, Some((&real, &[])), &tiny_options(true), None, tch::Device::Cpu)
+            .err()
+            .expect("no logs");
+        assert!(err.to_string().contains("real logged sessions"), "{err}");
     }
 }

@@ -1,9 +1,17 @@
 //! `irs.train` and `irs.eval`: the interactive recommender (LSTM-DQN, see `irs.rs`).
 //!
-//! Methods so far: `dqn_r` (DQN-R: MF vectors, no Δr) and `s2r_no_dyn` (S2R-Rec w/o DynAda:
-//! DARec vectors, no Δr) — the method is the item vectors the pipeline binds plus the training
-//! rule. The methods with dynamics adaptation (`s2r_no_rep`, `s2r_no_joint`, `s2r`, `oracle`) are
-//! rejected at load time until the Δr classifiers exist (issue 5). Needs the `torch` feature.
+//! A method is the item vectors the pipeline binds plus the training rule (design.md §6):
+//! - `dqn_r` (DQN-R): MF vectors, no Δr.
+//! - `s2r_no_dyn` (w/o DynAda): DARec vectors, no Δr.
+//! - `s2r_no_rep` (w/o RepAda): MF vectors, Δr.
+//! - `s2r_no_joint` (w/o JntTrn): DARec vectors (frozen), Δr.
+//! - `s2r` (S2R-Rec): the raw SVD vectors through DARec's item maps (`darec_weights`), fine-tuned
+//!   jointly with L_rl + L_dom (gradient reversal into the maps), Δr. The classifiers L_sa + L_sas
+//!   train on detached item vectors: their gradient would make the domains *more* separable.
+//! - `oracle` (synthetic worlds only, `truth` bound): DQN on simulated users whose ratings follow
+//!   the real dynamics — the upper bound.
+//!
+//! Needs the `torch` feature.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -49,6 +57,42 @@ pub struct TrainParams {
     /// Seed.
     #[serde(default)]
     pub seed: u64,
+    /// r̃ = r + α·Δr (Δr methods).
+    #[serde(default = "d_alpha")]
+    pub alpha: f64,
+    /// Iterations before Δr is applied.
+    #[serde(default = "d_warmup")]
+    pub delta_r_warmup: usize,
+    /// Std of the Gaussian noise on the classifiers' inputs while training them.
+    #[serde(default = "d_noise")]
+    pub clf_noise: f64,
+    /// Classifier width.
+    #[serde(default = "d_clf_hidden")]
+    pub clf_hidden: i64,
+    /// Classifier learning rate.
+    #[serde(default = "d_clf_lr")]
+    pub clf_lr: f64,
+    /// Weight of L_dom in joint training.
+    #[serde(default = "d_dom")]
+    pub dom_weight: f64,
+}
+fn d_alpha() -> f64 {
+    0.8
+}
+fn d_warmup() -> usize {
+    200
+}
+fn d_noise() -> f64 {
+    1.0
+}
+fn d_clf_hidden() -> i64 {
+    32
+}
+fn d_clf_lr() -> f64 {
+    1e-3
+}
+fn d_dom() -> f64 {
+    0.1
 }
 fn d_iters() -> usize {
     1000
@@ -75,13 +119,13 @@ fn d_hidden() -> i64 {
     64
 }
 
-/// Methods `irs.train` implements now.
-pub const METHODS: &[&str] = &["dqn_r", "s2r_no_dyn"];
+/// Methods of `irs.train`.
+pub const METHODS: &[&str] = &["dqn_r", "s2r_no_dyn", "s2r_no_rep", "s2r_no_joint", "s2r", "oracle"];
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "method",
-        ty: "dqn_r | s2r_no_dyn",
+        ty: "dqn_r | s2r_no_dyn | s2r_no_rep | s2r_no_joint | s2r | oracle",
         default: None,
         help: "which method (its vectors come from the inputs)",
     },
@@ -100,17 +144,25 @@ const PARAMS: &[ParamDoc] = &[
         help: "y_max of r = y / y_max",
     },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
+    ParamDoc { name: "alpha", ty: "number", default: Some("0.8"), help: "r̃ = r + α·Δr (paper: 0.6–0.9)" },
+    ParamDoc { name: "delta_r_warmup", ty: "integer", default: Some("200"), help: "iterations before Δr applies" },
+    ParamDoc { name: "clf_noise", ty: "number ≥ 0", default: Some("1"), help: "classifier input noise std" },
+    ParamDoc { name: "clf_hidden", ty: "integer", default: Some("32"), help: "classifier width" },
+    ParamDoc { name: "clf_lr", ty: "number", default: Some("0.001"), help: "classifier learning rate" },
+    ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("0.1"), help: "L_dom weight (s2r)" },
 ];
 
 impl TrainParams {
+    /// Whether the method corrects sim rewards by Δr.
+    pub fn has_delta_r(&self) -> bool {
+        matches!(self.method.as_str(), "s2r_no_rep" | "s2r_no_joint" | "s2r")
+    }
+
     /// From JSON, validated.
     pub fn from_json(v: &Value) -> Result<Self, StageError> {
         let p: TrainParams = params::parse(v, PARAMS)?;
         if !METHODS.contains(&p.method.as_str()) {
-            return Err(params::invalid(
-                format!("method `{}` is not available yet; `irs.train` implements {METHODS:?} (the Δr methods come with the dynamics classifiers)", p.method),
-                PARAMS,
-            ));
+            return Err(params::invalid(format!("unknown method `{}`; `irs.train` has {METHODS:?}", p.method), PARAMS));
         }
         if p.iterations == 0
             || p.batch == 0
@@ -118,9 +170,14 @@ impl TrainParams {
             || p.hidden < 1
             || p.lr <= 0.0
             || !(0.0..1.0).contains(&p.gamma)
+            || !p.alpha.is_finite()
+            || p.clf_noise < 0.0
+            || p.clf_hidden < 1
+            || p.clf_lr <= 0.0
+            || p.dom_weight < 0.0
         {
             return Err(params::invalid(
-                "`iterations`, `batch`, `session_len`, `hidden` ≥ 1, `lr` > 0, `gamma` in [0, 1)",
+                "`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight` ≥ 0",
                 PARAMS,
             ));
         }
@@ -165,13 +222,29 @@ impl Stage for IrsTrain {
                 many: false,
                 help: "item vectors of the real pool (svd or darec)",
             },
+            InputDoc {
+                name: "darec_weights",
+                required: false,
+                many: false,
+                help: "adapt.darec weights: the item maps `s2r` fine-tunes (then the vectors are svd's)",
+            },
+            InputDoc {
+                name: "truth",
+                required: false,
+                many: false,
+                help: "data.synth truth: required by `oracle` (synthetic worlds only)",
+            },
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
             OutputDoc { name: "weights", help: "safetensors of the Q network" },
-            OutputDoc { name: "model", help: "key, value: hidden, dim, session_len, rating_max" },
-            OutputDoc { name: "curves", help: "iteration, td_loss, sim_reward, epsilon" },
+            OutputDoc { name: "model", help: "key, value: hidden, dim, session_len, rating_max, alpha" },
+            OutputDoc {
+                name: "curves",
+                help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss",
+            },
+            OutputDoc { name: "real_item_vecs", help: "the real item vectors the policy uses (irs.eval's input)" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
@@ -243,7 +316,7 @@ impl Stage for IrsEval {
                 name: "real_item_vecs",
                 required: true,
                 many: false,
-                help: "the vectors the policy was trained with",
+                help: "irs.train real_item_vecs: the vectors the policy was trained with",
             },
             InputDoc { name: "weights", required: true, many: false, help: "irs.train weights" },
             InputDoc { name: "model", required: true, many: false, help: "irs.train model" },
