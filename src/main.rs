@@ -264,6 +264,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             if !cli.quiet {
                 print!("{}", report::table(&summary));
+                print_reports(&graph, &registry, &store);
             }
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
@@ -330,6 +331,25 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cache { command } => cache_command(&cli.cache_dir, cli.remote.as_deref(), command, &registry),
+    }
+}
+
+/// Prints the `table` of every `report.table` stage that is now cached, as Markdown.
+fn print_reports(graph: &s2r_pipe::graph::Graph<s2r_pipe::graph::Built>, registry: &Registry, store: &Store) {
+    let reports: Vec<usize> =
+        (0..graph.pipeline().stages.len()).filter(|&i| graph.stage(i).kind == "report.table").collect();
+    if reports.is_empty() {
+        return;
+    }
+    let pl = plan(graph, registry, store, s2r_stages::device::cuda_device_count());
+    for i in reports {
+        let item = &pl.stages[i];
+        let Some(obj) = item.outputs.get("table").filter(|_| item.action == Action::Cached) else { continue };
+        if let Ok(Artifact::Table(t)) = store.get(obj) {
+            if let Ok(md) = render(&t, Format::Markdown, None) {
+                println!("\n{}\n\n{md}", graph.stage(i).id.as_str());
+            }
+        }
     }
 }
 

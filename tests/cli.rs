@@ -375,6 +375,7 @@ fn quickstart_runs_on_the_embedded_data() {
     let set = format!("data={}", data.display());
     // D = 16 keeps the debug-build test quick; the pipeline's default is the paper's 128.
     let run = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--set", "iterations=40", "--report", "q.json"]);
+    let run_stdout = run.stdout.clone();
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q.json")).unwrap()).unwrap();
     let s = statuses(&report);
     if cfg!(feature = "torch") {
@@ -384,12 +385,14 @@ fn quickstart_runs_on_the_embedded_data() {
         // Without libtorch, DARec fails with a clear message and only its dependents are skipped.
         let run = run.code(1);
         assert!(run.stdout.contains("needs libtorch"), "{}", run.stdout);
-        assert_eq!((s["darec"].as_str(), s["eval_darec"].as_str()), ("failed", "skipped"));
+        assert_eq!((s["darec[seed=1]"].as_str(), s["eval_darec[seed=1]"].as_str()), ("failed", "skipped"));
         assert_eq!(
-            (s["dqn_r"].as_str(), s["no_dyn"].as_str(), s["eval_dqn_r"].as_str()),
+            (s["dqn_r[seed=1]"].as_str(), s["no_dyn[seed=1]"].as_str(), s["test_dqn_r[seed=1]"].as_str()),
             ("failed", "skipped", "skipped")
         );
-        assert_eq!(s.values().filter(|v| *v == "ran").count(), 7, "{s:?}");
+        assert_eq!((s["no_rep[alpha=0.6,seed=2]"].as_str(), s["table"].as_str()), ("failed", "skipped"));
+        // ratings, split, stats, svd and the six static evaluations.
+        assert_eq!(s.values().filter(|v| *v == "ran").count(), 10, "{s:?}");
     }
     let table =
         t.run(&["cat", p, "stats.table1", "--set", &set, "--set", "dim=16", "--set", "iterations=40"]).success().stdout;
@@ -398,7 +401,7 @@ fn quickstart_runs_on_the_embedded_data() {
         .run(&[
             "cat",
             p,
-            "eval[method=mf].summary",
+            "eval[method=mf,seed=1].summary",
             "--set",
             &set,
             "--set",
@@ -411,6 +414,14 @@ fn quickstart_runs_on_the_embedded_data() {
         .success()
         .stdout;
     assert!(mf.starts_with("method,users,reward,precision,recall,f1\nmf,435,"), "{mf}");
+    if cfg!(feature = "torch") {
+        // The report table has a row per method and printed at the end of the run.
+        for label in
+            ["| Random |", "| MF |", "| DARec |", "| DQN-R |", "| w/o DynAda |", "| w/o RepAda |", "| S2R-Rec |"]
+        {
+            assert!(run_stdout.contains(label), "{label} in {run_stdout}");
+        }
+    }
     let again = t.run(&["run", p, "--set", &set, "--set", "dim=16", "--set", "iterations=40", "--report", "q2.json"]);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("q2.json")).unwrap()).unwrap();
     assert_eq!(report["counts"]["ran"], 0, "{}", again.stdout);

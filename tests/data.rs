@@ -216,6 +216,16 @@ fn split_errors_name_the_parameter() {
     assert!(e.contains("no shared users"), "{e}");
     let e = ml_split(json!({"sim": "Adventure", "real": "Crime", "test_frac": 1.5})).unwrap_err().to_string();
     assert!(e.contains("`test_frac` must be in [0, 1)"), "{e}");
+    // `pair` (for a matrix over dataset pairs) is `sim` and `real` in one value.
+    let a = ml_split(json!({"pair": "Adventure_Crime", "seed": 7})).unwrap();
+    let b = ml_split(json!({"sim": "Adventure", "real": "Crime", "seed": 7})).unwrap();
+    assert_eq!(a, b);
+    let e = ml_split(json!({"pair": "Adventure-Crime"})).unwrap_err().to_string();
+    assert!(e.contains("`pair` must be `Sim_Real`"), "{e}");
+    let e = ml_split(json!({"pair": "Adventure_Crime", "sim": "Drama"})).unwrap_err().to_string();
+    assert!(e.contains("not both"), "{e}");
+    let e = ml_split(json!({"seed": 1})).unwrap_err().to_string();
+    assert!(e.contains("are required"), "{e}");
 }
 
 fn world(gap: f64) -> s2r_stages::kinds::data_synth::World {

@@ -85,7 +85,7 @@ impl DynClf {
         let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
         let mut x = Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2);
         if noise > 0.0 {
-            x = x + gaussian(rng, &[b, t, self.d + 1], noise, items.device());
+            x += gaussian(rng, &[b, t, self.d + 1], noise, items.device());
         }
         let (out, _) = self.enc.seq(&x);
         // The state before step t: the encoding of x_0 … x_{t−1} (zero before the first step).

@@ -622,7 +622,7 @@ pub fn run_train(
         k_interval: p.k_interval,
         hidden: p.hidden,
         seed: p.seed,
-        delta_r: p.has_delta_r().then(|| DeltaROptions {
+        delta_r: p.has_delta_r().then_some(DeltaROptions {
             alpha: p.alpha,
             warmup: p.delta_r_warmup,
             noise: p.clf_noise,
@@ -894,7 +894,7 @@ mod tests {
     #[test]
     fn delta_r_methods_train_and_are_deterministic_and_need_real_logs() {
         let (sim, real, logs) = tiny_world();
-        let reward = |u: usize, a: i64| if (a as usize + u) % 3 == 0 { 1.0 } else { 0.0 };
+        let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
         let run =
             || train(&sim, 5, &reward, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu).unwrap();
         let (a, b) = (run(), run());

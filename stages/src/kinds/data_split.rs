@@ -30,8 +30,12 @@ pub struct Split;
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 struct P {
+    #[serde(default)]
     sim: String,
+    #[serde(default)]
     real: String,
+    #[serde(default)]
+    pair: Option<String>,
     #[serde(default = "five")]
     min_item_ratings: usize,
     #[serde(default = "five")]
@@ -61,6 +65,12 @@ fn shared() -> usize {
 const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "sim", ty: "string", default: None, help: "category of the sim domain (genre or type)" },
     ParamDoc { name: "real", ty: "string", default: None, help: "category of the real domain" },
+    ParamDoc {
+        name: "pair",
+        ty: "string `Sim_Real`",
+        default: Some("none"),
+        help: "sim and real in one value (for a matrix over dataset pairs), instead of `sim` and `real`",
+    },
     ParamDoc { name: "min_item_ratings", ty: "integer", default: Some("5"), help: "drop rarer items" },
     ParamDoc {
         name: "min_user_ratings",
@@ -87,7 +97,19 @@ const PARAMS: &[ParamDoc] = &[
 /// Roles of users in the split.
 pub const ROLES: [&str; 4] = ["sim_only", "shared", "val", "test"];
 
-fn check(p: &P) -> Result<(), StageError> {
+fn check(mut p: P) -> Result<P, StageError> {
+    if let Some(pair) = p.pair.take() {
+        if !p.sim.is_empty() || !p.real.is_empty() {
+            return Err(params::invalid("give either `pair` or `sim` and `real`, not both", PARAMS));
+        }
+        let Some((s, r)) = pair.split_once('_') else {
+            return Err(params::invalid(format!("`pair` must be `Sim_Real`, got `{pair}`"), PARAMS));
+        };
+        (p.sim, p.real) = (s.to_string(), r.to_string());
+    }
+    if p.sim.is_empty() || p.real.is_empty() {
+        return Err(params::invalid("`sim` and `real` (or `pair`) are required", PARAMS));
+    }
     if !(0.0..1.0).contains(&p.test_frac) {
         return Err(params::invalid(format!("`test_frac` must be in [0, 1), got {}", p.test_frac), PARAMS));
     }
@@ -100,7 +122,7 @@ fn check(p: &P) -> Result<(), StageError> {
     if p.shared_users == 0 {
         return Err(params::invalid("`shared_users` must be ≥ 1", PARAMS));
     }
-    Ok(())
+    Ok(p)
 }
 
 /// The result of a split (also used by tests and benchmarks directly).
@@ -250,8 +272,7 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
 
 /// Splits `ratings`/`items` with params given as JSON (see the stage's params).
 pub fn split(ratings: &Ratings, items: &Items, params_json: &Value) -> Result<SplitResult, StageError> {
-    let p: P = params::parse(params_json, PARAMS)?;
-    check(&p)?;
+    let p = check(params::parse(params_json, PARAMS)?)?;
     run_split(ratings, items, &p)
 }
 
@@ -301,7 +322,7 @@ impl Stage for Split {
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
-        check(&params::parse::<P>(p, PARAMS)?)
+        check(params::parse::<P>(p, PARAMS)?).map(|_| ())
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let ratings = Ratings::from_batch(inputs.table("ratings")?, "ratings")?;

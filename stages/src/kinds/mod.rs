@@ -14,6 +14,8 @@ pub mod embed_svd;
 pub mod eval_static;
 pub mod irs_train;
 mod loader;
+pub mod report_table;
+pub mod select_best;
 pub mod study_groups;
 pub mod study_kmeans;
 pub mod util;
@@ -34,6 +36,8 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(irs_train::IrsEval),
         Arc::new(study_groups::GroupsRq2),
         Arc::new(study_groups::GroupsRq3),
+        Arc::new(select_best::SelectBest),
+        Arc::new(report_table::ReportTable),
         Arc::new(util::Sequence),
         Arc::new(util::Sum),
         Arc::new(util::Fail),

@@ -1,0 +1,302 @@
+//! `report.table`: the layout of the paper's Tables 2 and 3 — methods × dataset pairs × Reward /
+//! P@T / R@T / F1@T — as mean ± 95% confidence interval over seeds, with the paired improvement
+//! over a baseline method.
+//!
+//! Every bound `summary` (from `eval.static` / `irs.eval`) is one (method, column, seed) cell: the
+//! method is the summary's `method` value, the column the value of the `columns` matrix axis in
+//! the producer's id (e.g. `pair`), the seed the value of the `seed_axis` axis (a summary without
+//! one counts as a single seed). CI = t_{0.975, n−1} · s / √n (Student's t; "—" for one seed).
+//! Improvement = the mean over seeds of (method − baseline) on the reward, paired by seed, as a
+//! percentage of the baseline's mean, with the CI of the paired differences.
+//!
+//! Outputs: `table` (strings, one row per method; `cat --format markdown` and `run` print it) and
+//! `values` (long, numeric: method, column, metric, mean, ci95, n).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, StringArray, UInt32Array};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::artifact::{Artifact, Inputs, Outputs};
+use crate::error::StageError;
+use crate::kinds::select_best::axes;
+use crate::params;
+use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
+use crate::table::{batch, column, f64_column};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct P {
+    #[serde(default)]
+    columns: Option<String>,
+    #[serde(default = "d_seed")]
+    seed_axis: String,
+    #[serde(default = "d_base")]
+    baseline: String,
+    #[serde(default)]
+    order: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default = "d_t")]
+    session_len: usize,
+}
+fn d_seed() -> String {
+    "seed".into()
+}
+fn d_base() -> String {
+    "dqn_r".into()
+}
+fn d_t() -> usize {
+    32
+}
+
+const PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "columns", ty: "string", default: Some("none"), help: "matrix axis giving the column groups" },
+    ParamDoc { name: "seed_axis", ty: "string", default: Some("seed"), help: "matrix axis of the seeds" },
+    ParamDoc { name: "baseline", ty: "string", default: Some("dqn_r"), help: "method the improvement is over" },
+    ParamDoc { name: "order", ty: "[string]", default: Some("sorted"), help: "row order of the methods" },
+    ParamDoc { name: "labels", ty: "{method: label}", default: Some("{}"), help: "display names" },
+    ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T in the headers" },
+];
+
+/// Two-sided 95% Student-t critical values for 1..=30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean and 95% CI half-width (NaN for fewer than two values).
+pub fn mean_ci(v: &[f64]) -> (f64, f64) {
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T975.get(n - 2).copied().unwrap_or(1.96);
+    (mean, t * (var / n as f64).sqrt())
+}
+
+const METRICS: [&str; 4] = ["reward", "precision", "recall", "f1"];
+
+fn cell(m: f64, ci: f64) -> String {
+    if m.is_nan() {
+        "—".into()
+    } else if ci.is_nan() {
+        format!("{m:.4}")
+    } else {
+        format!("{m:.4} ± {ci:.4}")
+    }
+}
+
+/// The stage.
+pub struct ReportTable;
+
+type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
+
+impl Stage for ReportTable {
+    fn kind(&self) -> &'static str {
+        "report.table"
+    }
+    fn about(&self) -> &'static str {
+        "Tables 2/3: methods × columns × metrics, mean ± 95% CI over seeds, paired improvement over a baseline"
+    }
+    fn source(&self) -> &'static str {
+        file!()
+    }
+    fn params(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+    fn inputs(&self) -> &'static [InputDoc] {
+        &[InputDoc { name: "summary", required: true, many: true, help: "eval summaries (test users)" }]
+    }
+    fn outputs(&self) -> &'static [OutputDoc] {
+        &[
+            OutputDoc { name: "table", help: "method, then `<column> <metric>` cells as `mean ± ci`, improvement" },
+            OutputDoc { name: "values", help: "method, column, metric, mean, ci95, n" },
+        ]
+    }
+    fn validate(&self, p: &Value) -> Result<(), StageError> {
+        params::parse::<P>(p, PARAMS).map(|_| ())
+    }
+    fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
+        let p: P = params::parse(pv, PARAMS)?;
+        // (method, column) → seed → metrics.
+        let mut cells: Cells = BTreeMap::new();
+        for (from, art) in inputs.all("summary") {
+            let t = art.table("summary")?;
+            let methods = column::<StringArray>(t, "summary", "method")?;
+            if t.num_rows() != 1 {
+                return Err(StageError::Input(format!("`{from}`: a summary has one row, this has {}", t.num_rows())));
+            }
+            let ax = axes(from);
+            let col = match &p.columns {
+                Some(c) => ax.get(c).cloned().ok_or_else(|| {
+                    StageError::Input(format!("`{from}` has no `{c}` matrix value (the `columns` axis)"))
+                })?,
+                None => String::new(),
+            };
+            let seed = ax.get(&p.seed_axis).cloned().unwrap_or_default();
+            let mut vals = [0.0; 4];
+            for (k, m) in METRICS.iter().enumerate() {
+                vals[k] = f64_column(t, "summary", m)?[0];
+            }
+            let slot = cells.entry((methods.value(0).to_string(), col)).or_default();
+            if slot.insert(seed.clone(), vals).is_some() {
+                return Err(StageError::Input(format!(
+                    "two summaries for method `{}` and seed `{seed}` in one column: name the seeds with the `{}` axis",
+                    methods.value(0),
+                    p.seed_axis
+                )));
+            }
+        }
+        if cells.is_empty() {
+            return Err(StageError::Input("no summaries bound to `summary`".into()));
+        }
+        let mut methods: Vec<String> = cells.keys().map(|k| k.0.clone()).collect();
+        methods.dedup();
+        let mut ordered: Vec<String> = p.order.iter().filter(|m| methods.contains(m)).cloned().collect();
+        ordered.extend(methods.iter().filter(|m| !p.order.contains(m)).cloned());
+        let mut cols: Vec<String> = cells.keys().map(|k| k.1.clone()).collect();
+        cols.sort();
+        cols.dedup();
+        let t = p.session_len;
+        let headers = ["Reward".to_string(), format!("P@{t}"), format!("R@{t}"), format!("F1@{t}")];
+        let mut table_cols: Vec<(String, Vec<String>)> =
+            vec![("method".into(), ordered.iter().map(|m| p.labels.get(m).cloned().unwrap_or(m.clone())).collect())];
+        let (mut lm, mut lc, mut lk, mut lmean, mut lci, mut ln) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for c in &cols {
+            for (k, h) in headers.iter().enumerate() {
+                let name = if c.is_empty() { h.clone() } else { format!("{c} {h}") };
+                let mut col_cells = Vec::new();
+                for m in &ordered {
+                    let seeds = cells.get(&(m.clone(), c.clone()));
+                    let v: Vec<f64> = seeds.map(|s| s.values().map(|x| x[k]).collect()).unwrap_or_default();
+                    let (mean, ci) = mean_ci(&v);
+                    col_cells.push(if v.is_empty() { "—".into() } else { cell(mean, ci) });
+                    if !v.is_empty() {
+                        lm.push(m.clone());
+                        lc.push(c.clone());
+                        lk.push(METRICS[k].to_string());
+                        lmean.push(mean);
+                        lci.push(ci);
+                        ln.push(v.len() as u32);
+                    }
+                }
+                table_cols.push((name, col_cells));
+            }
+            // Paired improvement of the reward over the baseline, by seed.
+            let name = if c.is_empty() { "vs baseline".to_string() } else { format!("{c} vs baseline") };
+            let base = cells.get(&(p.baseline.clone(), c.clone()));
+            let mut col_cells = Vec::new();
+            for m in &ordered {
+                let text = match (base, cells.get(&(m.clone(), c.clone()))) {
+                    (Some(b), Some(x)) if m != &p.baseline => {
+                        let diffs: Vec<f64> = x.iter().filter_map(|(s, v)| b.get(s).map(|bv| v[0] - bv[0])).collect();
+                        let bmean = b.values().map(|v| v[0]).sum::<f64>() / b.len() as f64;
+                        if diffs.is_empty() || bmean == 0.0 {
+                            "—".to_string()
+                        } else {
+                            let (d, ci) = mean_ci(&diffs);
+                            lm.push(m.clone());
+                            lc.push(c.clone());
+                            lk.push("reward_improvement".into());
+                            lmean.push(d);
+                            lci.push(ci);
+                            ln.push(diffs.len() as u32);
+                            if ci.is_nan() {
+                                format!("{:+.1}%", 100.0 * d / bmean)
+                            } else {
+                                format!("{:+.1}% ± {:.1}", 100.0 * d / bmean, 100.0 * ci / bmean)
+                            }
+                        }
+                    }
+                    _ => "—".to_string(),
+                };
+                col_cells.push(text);
+            }
+            table_cols.push((name, col_cells));
+        }
+        let table = batch(
+            table_cols
+                .iter()
+                .map(|(n, v)| (n.as_str(), Arc::new(StringArray::from(v.clone())) as arrow::array::ArrayRef))
+                .collect(),
+        )?;
+        let values = batch(vec![
+            ("method", Arc::new(StringArray::from(lm))),
+            ("column", Arc::new(StringArray::from(lc))),
+            ("metric", Arc::new(StringArray::from(lk))),
+            ("mean", Arc::new(Float64Array::from(lmean))),
+            ("ci95", Arc::new(Float64Array::from(lci))),
+            ("n", Arc::new(UInt32Array::from(ln))),
+        ])?;
+        Ok(Outputs::from([("table".into(), Artifact::Table(table)), ("values".into(), Artifact::Table(values))]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(method: &str, r: f64) -> Artifact {
+        Artifact::Table(
+            batch(vec![
+                ("method", Arc::new(StringArray::from(vec![method]))),
+                ("users", Arc::new(UInt32Array::from(vec![10]))),
+                ("reward", Arc::new(Float64Array::from(vec![r]))),
+                ("precision", Arc::new(Float64Array::from(vec![r / 2.0]))),
+                ("recall", Arc::new(Float64Array::from(vec![r * 2.0]))),
+                ("f1", Arc::new(Float64Array::from(vec![r]))),
+            ])
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn mean_ci_matches_a_hand_computation() {
+        let (m, ci) = mean_ci(&[1.0, 2.0, 3.0]);
+        assert!((m - 2.0).abs() < 1e-12);
+        // s = 1, n = 3, t_{0.975,2} = 4.303 → 4.303 / √3.
+        assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-9);
+        assert!(mean_ci(&[5.0]).1.is_nan());
+    }
+
+    #[test]
+    fn table_groups_by_method_column_and_seed_with_paired_improvement() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Context::for_tests(dir.path());
+        let mut inputs = Inputs::default();
+        for (pair, off) in [("A-B", 0.0), ("C-D", 0.1)] {
+            for (seed, noise) in [(1, 0.00), (2, 0.02)] {
+                inputs.push("summary", format!("test[pair={pair},seed={seed}]"), summary("dqn_r", 0.10 + off + noise));
+                inputs.push(
+                    "summary",
+                    format!("test_s2r[pair={pair},seed={seed}]"),
+                    summary("s2r", 0.12 + off + noise),
+                );
+            }
+        }
+        let p = serde_json::json!({"columns": "pair", "order": ["s2r", "dqn_r"], "labels": {"s2r": "S2R-Rec"}});
+        let out = ReportTable.run(&ctx, &inputs, &p).unwrap();
+        let Artifact::Table(t) = &out["table"] else { panic!() };
+        let col = |n: &str| column::<StringArray>(t, "t", n).unwrap().clone();
+        assert_eq!(col("method").value(0), "S2R-Rec");
+        assert_eq!(col("A-B Reward").value(1), "0.1100 ± 0.1271"); // 0.10, 0.12: s = 0.01414, t = 12.706
+                                                                   // The paired differences are exactly 0.02 for both seeds: 0.02 / 0.11 = +18.2%, zero-width CI.
+        assert_eq!(col("A-B vs baseline").value(0), "+18.2% ± 0.0");
+        assert_eq!(col("C-D vs baseline").value(1), "—");
+        let Artifact::Table(v) = &out["values"] else { panic!() };
+        assert_eq!(v.num_rows(), 2 * 2 * 4 + 2);
+        // Two summaries of one method and seed in one cell are an error.
+        let mut dup = Inputs::default();
+        dup.push("summary", "a[seed=1]", summary("mf", 0.1));
+        dup.push("summary", "b[seed=1]", summary("mf", 0.2));
+        assert!(ReportTable.run(&ctx, &dup, &serde_json::json!({})).unwrap_err().to_string().contains("two summaries"));
+    }
+}
