@@ -428,6 +428,34 @@ fn quickstart_runs_on_the_embedded_data() {
 }
 
 #[test]
+fn rq2_runs_on_the_embedded_data() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/rq2.yaml");
+    let data = util::repo_root().join("data/ml-latest-small");
+    let p = pipeline.to_str().unwrap();
+    let set = format!("data={}", data.display());
+    let args = ["run", p, "--set", &set, "--set", "dim=8", "--set", "iterations=30", "--report", "r.json"];
+    let run = t.run(&args);
+    let stdout = run.stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    for id in ["kmeans", "user_groups", "split[group=1]", "split[group=4]", "svd[group=4]"] {
+        assert_eq!(s[id], "ran", "{id}: {s:?}");
+    }
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        // One column group per sim group, a row per method.
+        for needle in ["| 1 Reward |", "| 4 Reward |", "| DQN-R |", "| w/o RepAda |", "| w/o DynAda |"] {
+            assert!(stdout.contains(needle), "{needle} in {stdout}");
+        }
+    } else {
+        run.code(1);
+        assert_eq!(s["dqn_r[group=1,seed=1]"], "failed");
+    }
+}
+
+#[test]
 fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     let t = Test::new();
     t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");

@@ -284,3 +284,50 @@ fn the_synthetic_world_has_the_stated_shape_and_gap_direction() {
     // Deterministic under a seed.
     assert_eq!(world(1.0).ratings, w1.ratings);
 }
+
+#[test]
+fn group_mode_split_shares_one_pool_between_user_groups() {
+    let o = run_kind("data.movielens", json!({"path": ml_small()}), &Inputs::default()).unwrap();
+    let items = Items::from_batch(&table(&o, "items"), "i").unwrap();
+    // Users by id mod 3: group 1 = sim, group 0 = real, group 2 = unused.
+    let users: Vec<u32> = (1..=610).collect();
+    let groups = s2r_stages::table::batch(vec![
+        ("user", std::sync::Arc::new(arrow::array::UInt32Array::from(users.clone()))),
+        (
+            "group",
+            std::sync::Arc::new(arrow::array::UInt32Array::from(users.iter().map(|u| u % 3).collect::<Vec<_>>())),
+        ),
+    ])
+    .unwrap();
+    let mut inputs = Inputs::default();
+    inputs.push("ratings", "ratings", o["ratings"].clone());
+    inputs.push("items", "ratings", o["items"].clone());
+    inputs.push("groups", "g", Artifact::Table(groups));
+    let params = json!({"pool": "Thriller", "sim_group": 1, "real_group": 0, "test_frac": 0.5, "seed": 3});
+    let out = run_kind("data.split", params, &inputs).unwrap();
+    let r = |n: &str| Ratings::from_batch(&table(&out, n), n).unwrap();
+    let thriller: HashSet<u32> = items
+        .item
+        .iter()
+        .zip(&items.categories)
+        .filter(|(_, c)| c.contains(&"Thriller".to_string()))
+        .map(|(i, _)| *i)
+        .collect();
+    let sim = r("sim");
+    assert!(!sim.is_empty() && sim.user.iter().all(|u| u % 3 == 1), "sim = group 1's ratings");
+    for part in ["real_train", "val", "test"] {
+        let x = r(part);
+        assert!(!x.is_empty() && x.user.iter().all(|u| u % 3 == 0), "{part} = group 0's ratings");
+        assert!(x.item.iter().all(|i| thriller.contains(i)));
+    }
+    assert!(sim.item.iter().all(|i| thriller.contains(i)));
+    assert_eq!(table(&out, "sim_items").column(0), table(&out, "real_items").column(0), "one pool");
+    // Group mode without the groups input, or mixing modes, is an error.
+    let mut no_groups = Inputs::default();
+    no_groups.push("ratings", "ratings", o["ratings"].clone());
+    no_groups.push("items", "ratings", o["items"].clone());
+    let e = run_kind("data.split", json!({"pool": "Thriller", "sim_group": 1}), &no_groups).unwrap_err().to_string();
+    assert!(e.contains("needs the `groups` input"), "{e}");
+    let e = run_kind("data.split", json!({"sim": "Drama", "sim_group": 1}), &no_groups).unwrap_err().to_string();
+    assert!(e.contains("group mode"), "{e}");
+}

@@ -7,6 +7,11 @@
 //! the shared training users whose real ratings form D_real. D_sim holds every sim rating of every
 //! user (a test user's sim history is prior data from another category; only their real ratings
 //! are hidden).
+//!
+//! Group mode (the RQ2 gap study): with a `groups` input (user, group — e.g. study.groups_rq2)
+//! and `sim_group` set, one item pool serves both domains (`pool`: a category, or every item):
+//! the sim domain is the pool's ratings by users of `sim_group`, the real domain those by users of
+//! `real_group`, split into test/validation/shared users as above.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -36,6 +41,12 @@ struct P {
     real: String,
     #[serde(default)]
     pair: Option<String>,
+    #[serde(default)]
+    pool: Option<String>,
+    #[serde(default)]
+    sim_group: Option<u32>,
+    #[serde(default)]
+    real_group: u32,
     #[serde(default = "five")]
     min_item_ratings: usize,
     #[serde(default = "five")]
@@ -71,6 +82,19 @@ const PARAMS: &[ParamDoc] = &[
         default: Some("none"),
         help: "sim and real in one value (for a matrix over dataset pairs), instead of `sim` and `real`",
     },
+    ParamDoc {
+        name: "sim_group",
+        ty: "integer",
+        default: Some("none"),
+        help: "group mode: the `groups` input's group whose users form the sim domain",
+    },
+    ParamDoc { name: "real_group", ty: "integer", default: Some("0"), help: "group mode: the real users' group" },
+    ParamDoc {
+        name: "pool",
+        ty: "string",
+        default: Some("every item"),
+        help: "group mode: the category of the shared item pool",
+    },
     ParamDoc { name: "min_item_ratings", ty: "integer", default: Some("5"), help: "drop rarer items" },
     ParamDoc {
         name: "min_user_ratings",
@@ -98,6 +122,18 @@ const PARAMS: &[ParamDoc] = &[
 pub const ROLES: [&str; 4] = ["sim_only", "shared", "val", "test"];
 
 fn check(mut p: P) -> Result<P, StageError> {
+    if let Some(g) = p.sim_group {
+        if p.pair.is_some() || !p.sim.is_empty() || !p.real.is_empty() {
+            return Err(params::invalid("group mode (`sim_group`) takes `pool`, not `sim`/`real`/`pair`", PARAMS));
+        }
+        if g == p.real_group {
+            return Err(params::invalid(format!("`sim_group` and `real_group` are both {g}"), PARAMS));
+        }
+        p.sim = format!("group {g}");
+        p.real = format!("group {}", p.real_group);
+    } else if p.pool.is_some() {
+        return Err(params::invalid("`pool` needs group mode (`sim_group` and a `groups` input)", PARAMS));
+    }
     if let Some(pair) = p.pair.take() {
         if !p.sim.is_empty() || !p.real.is_empty() {
             return Err(params::invalid("give either `pair` or `sim` and `real`, not both", PARAMS));
@@ -158,7 +194,72 @@ fn available(items: &Items) -> String {
     v.iter().map(|(c, n)| format!("{c} ({n})")).collect::<Vec<_>>().join(", ")
 }
 
+/// Group mode: the user → group map.
+pub type Groups = HashMap<u32, u32>;
+
 fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, StageError> {
+    run_split_groups(ratings, items, None, p)
+}
+
+fn run_group_pool(ratings: &Ratings, items: &Items, groups: &Groups, p: &P) -> Result<SplitResult, StageError> {
+    let sim_group = p.sim_group.expect("group mode");
+    let in_pool: HashSet<u32> = match &p.pool {
+        Some(c) => {
+            let ids: HashSet<u32> = items
+                .item
+                .iter()
+                .zip(&items.categories)
+                .filter(|(_, cs)| cs.iter().any(|x| x == c))
+                .map(|(i, _)| *i)
+                .collect();
+            if ids.is_empty() {
+                return Err(StageError::Data(format!(
+                    "unknown category `{c}` (param `pool`); available (items): {}",
+                    available(items)
+                )));
+            }
+            ids
+        }
+        None => items.item.iter().copied().collect(),
+    };
+    let dom_of_user = |u: u32| match groups.get(&u) {
+        Some(&g) if g == sim_group => Some(0u8),
+        Some(&g) if g == p.real_group => Some(1u8),
+        _ => None,
+    };
+    let mut item_count: HashMap<u32, usize> = HashMap::new();
+    for k in 0..ratings.len() {
+        if in_pool.contains(&ratings.item[k]) && dom_of_user(ratings.user[k]).is_some() {
+            *item_count.entry(ratings.item[k]).or_default() += 1;
+        }
+    }
+    let mut pool: Vec<u32> =
+        item_count.iter().filter(|(_, n)| **n >= p.min_item_ratings.max(1)).map(|(i, _)| *i).collect();
+    pool.sort_unstable();
+    if pool.is_empty() {
+        return Err(StageError::Data(format!(
+            "the pool is empty: no item has {} ratings by users of groups {sim_group} and {} (param `min_item_ratings`)",
+            p.min_item_ratings, p.real_group
+        )));
+    }
+    let rare = (in_pool.len() - pool.len()) as i64;
+    let keep: HashSet<u32> = pool.iter().copied().collect();
+    let dom = |k: usize| if keep.contains(&ratings.item[k]) { dom_of_user(ratings.user[k]) } else { None };
+    assign_users(ratings, &dom, pool.clone(), pool, vec![("items_in_both_dropped", 0), ("rare_items_dropped", rare)], p)
+}
+
+fn run_split_groups(
+    ratings: &Ratings,
+    items: &Items,
+    groups: Option<&Groups>,
+    p: &P,
+) -> Result<SplitResult, StageError> {
+    if let Some(g) = groups {
+        return run_group_pool(ratings, items, g, p);
+    }
+    if p.sim_group.is_some() {
+        return Err(StageError::Input("group mode (`sim_group`) needs the `groups` input (user, group)".into()));
+    }
     let has = |c: &str| items.categories.iter().any(|cs| cs.iter().any(|x| x == c));
     for (name, c) in [("sim", &p.sim), ("real", &p.real)] {
         if !has(c) {
@@ -209,10 +310,30 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
             )));
         }
     }
+    let dom = |k: usize| domain.get(&ratings.item[k]).copied();
+    assign_users(
+        ratings,
+        &dom,
+        sim_items,
+        real_items,
+        vec![("items_in_both_dropped", both), ("rare_items_dropped", rare)],
+        p,
+    )
+}
+
+/// Real users → test / validation / shared, and the rating sets, given each rating's domain.
+fn assign_users(
+    ratings: &Ratings,
+    dom: &dyn Fn(usize) -> Option<u8>,
+    sim_items: Vec<u32>,
+    real_items: Vec<u32>,
+    mut info: Vec<(&'static str, i64)>,
+    p: &P,
+) -> Result<SplitResult, StageError> {
     // Real users.
     let mut real_count: BTreeMap<u32, usize> = BTreeMap::new();
     for k in 0..ratings.len() {
-        if domain.get(&ratings.item[k]) == Some(&1) {
+        if dom(k) == Some(1) {
             *real_count.entry(ratings.user[k]).or_default() += 1;
         }
     }
@@ -244,10 +365,8 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
         };
         role.insert(u, r);
     }
-    let sim = ratings.filter(|k| domain.get(&ratings.item[k]) == Some(&0));
-    let real_of = |want: &str| {
-        ratings.filter(|k| domain.get(&ratings.item[k]) == Some(&1) && role.get(&ratings.user[k]) == Some(&want))
-    };
+    let sim = ratings.filter(|k| dom(k) == Some(0));
+    let real_of = |want: &str| ratings.filter(|k| dom(k) == Some(1) && role.get(&ratings.user[k]) == Some(&want));
     let real_train = real_of("shared");
     let val = real_of("val");
     let test = real_of("test");
@@ -260,13 +379,11 @@ fn run_split(ratings: &Ratings, items: &Items, p: &P) -> Result<SplitResult, Sta
     }
     users.sort_unstable();
     let max_rating = ratings.rating.iter().copied().fold(0.0f32, f32::max);
-    let info = vec![
-        ("items_in_both_dropped", both),
-        ("rare_items_dropped", rare),
+    info.extend([
         ("real_users", n as i64),
         ("real_users_unused", (n - n_test - n_val - n_shared) as i64),
         ("rating_max_x10", (max_rating * 10.0).round() as i64),
-    ];
+    ]);
     Ok(SplitResult { sim, real_train, val, test, sim_items, real_items, users, info })
 }
 
@@ -307,6 +424,12 @@ impl Stage for Split {
         &[
             InputDoc { name: "ratings", required: true, many: false, help: "a loader's ratings" },
             InputDoc { name: "items", required: true, many: false, help: "a loader's items" },
+            InputDoc {
+                name: "groups",
+                required: false,
+                many: false,
+                help: "group mode: user, group (study.groups_rq2 or data.synth groups)",
+            },
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
@@ -328,7 +451,19 @@ impl Stage for Split {
         let ratings = Ratings::from_batch(inputs.table("ratings")?, "ratings")?;
         let items = Items::from_batch(inputs.table("items")?, "items")?;
         ctx.progress(0.2, "splitting");
-        let s = split(&ratings, &items, p)?;
+        let s = if inputs.has("groups") {
+            let g = inputs.table("groups")?;
+            let users = crate::table::column::<UInt32Array>(g, "groups", "user")?.values();
+            let group = crate::table::column::<UInt32Array>(g, "groups", "group")?.values();
+            let map: Groups = users.iter().copied().zip(group.iter().copied()).collect();
+            let pp = check(params::parse(p, PARAMS)?)?;
+            if pp.sim_group.is_none() {
+                return Err(StageError::Input("a `groups` input needs `sim_group` (group mode)".into()));
+            }
+            run_split_groups(&ratings, &items, Some(&map), &pp)?
+        } else {
+            split(&ratings, &items, p)?
+        };
         let users = batch(vec![
             ("user", Arc::new(UInt32Array::from(s.users.iter().map(|u| u.0).collect::<Vec<_>>()))),
             ("role", Arc::new(StringArray::from(s.users.iter().map(|u| u.1).collect::<Vec<_>>()))),

@@ -33,6 +33,8 @@ struct P {
     features: usize,
     #[serde(default)]
     seed: u64,
+    #[serde(default)]
+    category: Option<String>,
 }
 fn d_k() -> usize {
     10
@@ -59,6 +61,12 @@ const PARAMS: &[ParamDoc] = &[
         help: "first ratings per user, in time order",
     },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
+    ParamDoc {
+        name: "category",
+        ty: "string",
+        default: Some("every item"),
+        help: "only ratings of this category's items (needs the `items` input)",
+    },
 ];
 
 fn check(p: &P) -> Result<(), StageError> {
@@ -105,12 +113,15 @@ impl Stage for StudyKmeans {
         PARAMS
     }
     fn inputs(&self) -> &'static [InputDoc] {
-        &[InputDoc {
-            name: "ratings",
-            required: true,
-            many: false,
-            help: "a ratings table (a loader's, or a split part)",
-        }]
+        &[
+            InputDoc {
+                name: "ratings",
+                required: true,
+                many: false,
+                help: "a ratings table (a loader's, or a split part)",
+            },
+            InputDoc { name: "items", required: false, many: false, help: "a loader's items (for `category`)" },
+        ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
@@ -128,7 +139,24 @@ impl Stage for StudyKmeans {
     fn run(&self, ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;
         check(&p)?;
-        let r = Ratings::from_batch(inputs.table("ratings")?, "ratings")?;
+        let mut r = Ratings::from_batch(inputs.table("ratings")?, "ratings")?;
+        if let Some(c) = &p.category {
+            if !inputs.has("items") {
+                return Err(StageError::Input(format!("`category: {c}` needs the `items` input")));
+            }
+            let items = crate::ratings::Items::from_batch(inputs.table("items")?, "items")?;
+            let keep: std::collections::HashSet<u32> = items
+                .item
+                .iter()
+                .zip(&items.categories)
+                .filter(|(_, cs)| cs.iter().any(|x| x == c))
+                .map(|(i, _)| *i)
+                .collect();
+            if keep.is_empty() {
+                return Err(StageError::Data(format!("no item has category `{c}`")));
+            }
+            r = r.filter(|k| keep.contains(&r.item[k]));
+        }
         let (users, x, left_out) = trajectories(&r, p.features);
         ctx.progress(0.1, &format!("{} users, {left_out} left out", users.len()));
         let km = kmeans(
