@@ -300,6 +300,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Artifact::Weights(_) => {
                     bail!("`{output}` is a weights file; use `s2r-pipe path` to locate it")
                 }
+                Artifact::File { ext, .. } => {
+                    bail!(
+                        "`{output}` is a .{ext} file; `s2r-pipe path` prints where it is (copy or open it from there)"
+                    )
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -26,7 +26,7 @@ fn run_kind(kind: &str, params: serde_json::Value, inputs: &Inputs) -> Result<Ou
 fn table(o: &Outputs, name: &str) -> arrow::record_batch::RecordBatch {
     match &o[name] {
         Artifact::Table(t) => t.clone(),
-        Artifact::Weights(_) => panic!("{name} is weights"),
+        _ => panic!("{name} is not a table"),
     }
 }
 

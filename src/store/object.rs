@@ -14,6 +14,7 @@ use super::StoreError;
 pub fn encode(name: &str, artifact: &Artifact) -> Result<(Vec<u8>, Option<u64>), StoreError> {
     match artifact {
         Artifact::Weights(b) => Ok((b.clone(), None)),
+        Artifact::File { bytes, .. } => Ok((bytes.clone(), None)),
         Artifact::Table(batch) => {
             let codec =
                 |e: parquet::errors::ParquetError| StoreError::Codec { what: name.to_string(), message: e.to_string() };
@@ -36,6 +37,9 @@ pub fn decode(hash: &str, ext: &str, bytes: Vec<u8>) -> Result<Artifact, StoreEr
     let codec = |m: String| StoreError::Codec { what: hash.to_string(), message: m };
     match ext {
         "safetensors" => Ok(Artifact::Weights(bytes)),
+        ext if s2r_stages::artifact::FILE_EXTENSIONS.contains(&ext) => {
+            Ok(Artifact::File { ext: ext.to_string(), bytes })
+        }
         "parquet" => {
             let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
                 .map_err(|e| codec(e.to_string()))?

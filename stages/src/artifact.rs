@@ -13,7 +13,17 @@ pub enum Artifact {
     Table(RecordBatch),
     /// Model weights, already serialized as safetensors bytes.
     Weights(Vec<u8>),
+    /// A file for people (a figure): its extension (`svg`, `png`) and bytes.
+    File {
+        /// Extension, lowercase ASCII letters/digits (see [`FILE_EXTENSIONS`]).
+        ext: String,
+        /// Content.
+        bytes: Vec<u8>,
+    },
 }
+
+/// Extensions an [`Artifact::File`] may have.
+pub const FILE_EXTENSIONS: &[&str] = &["svg", "png"];
 
 impl Artifact {
     /// The table inside, or an error naming `what` when this is not a table.
@@ -21,14 +31,18 @@ impl Artifact {
         match self {
             Artifact::Table(t) => Ok(t),
             Artifact::Weights(_) => Err(StageError::Input(format!("input `{what}` is weights, expected a table"))),
+            Artifact::File { ext, .. } => {
+                Err(StageError::Input(format!("input `{what}` is a .{ext} file, expected a table")))
+            }
         }
     }
 
     /// The file extension this artifact is stored under.
-    pub fn extension(&self) -> &'static str {
+    pub fn extension(&self) -> &str {
         match self {
             Artifact::Table(_) => "parquet",
             Artifact::Weights(_) => "safetensors",
+            Artifact::File { ext, .. } => ext,
         }
     }
 }

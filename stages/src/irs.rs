@@ -750,7 +750,7 @@ mod tests {
             .unwrap();
         let t = |n: &str| match &o[n] {
             Artifact::Table(t) => t.clone(),
-            Artifact::Weights(_) => unreachable!(),
+            _ => unreachable!(),
         };
         let ratings = Ratings::from_batch(&t("ratings"), "r").unwrap();
         let items = Items::from_batch(&t("items"), "i").unwrap();

@@ -11,6 +11,15 @@
 //! number of earlier real ratings. So a larger gap polarises real ratings (a wider spread) and makes
 //! them fall over a session (drift). Every parameter is written to the `truth*` outputs, so the
 //! exact real and sim rating distributions can be rebuilt (an oracle).
+//!
+//! `shared_pool: true` is the RQ2 setting: one item pool (the sim category's items), and the users
+//! are of two kinds — the first `1 − real_users` share rate with the sim dynamics (group 1), the
+//! rest with the real dynamics (group 0); history (momentum, drift) is the user's own earlier
+//! ratings. `groups` (user, group) feeds data.split's group mode.
+//!
+//! `oracle_ratings` are the same users, items, times and noise draws with every rating made by the
+//! real dynamics (each user's counterfactual real trajectory): the simulator of the `oracle`
+//! method, which is trained on the real dynamics and bounds what dynamics adaptation can reach.
 
 use std::sync::Arc;
 
@@ -79,6 +88,12 @@ pub struct SynthParams {
     /// Zipf exponent of item popularity.
     #[serde(default = "d_zipf")]
     pub zipf: f64,
+    /// One item pool shared by sim-dynamics and real-dynamics users (the RQ2 setting).
+    #[serde(default)]
+    pub shared_pool: bool,
+    /// With `shared_pool`: the share of users with the real dynamics.
+    #[serde(default = "d_half")]
+    pub real_users: f64,
     /// Category names `[sim, real]`.
     #[serde(default = "d_cats")]
     pub categories: [String; 2],
@@ -135,6 +150,13 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "session", ty: "integer", default: Some("32"), help: "session length T of the drift" },
     ParamDoc { name: "noise", ty: "number ≥ 0", default: Some("0.5"), help: "rating noise std" },
     ParamDoc { name: "zipf", ty: "number ≥ 0", default: Some("0.8"), help: "popularity skew" },
+    ParamDoc { name: "shared_pool", ty: "bool", default: Some("false"), help: "one pool, users of two dynamics (RQ2)" },
+    ParamDoc {
+        name: "real_users",
+        ty: "number in (0, 1)",
+        default: Some("0.5"),
+        help: "shared_pool: real-dynamics share",
+    },
     ParamDoc { name: "categories", ty: "[string, string]", default: Some("[Sim, Real]"), help: "category names" },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
@@ -149,6 +171,9 @@ fn check(p: &SynthParams) -> Result<(), StageError> {
     }
     if p.gap < 0.0 || p.noise < 0.0 || p.zipf < 0.0 || p.ratings_per_user < 2.0 {
         return bad("`gap`, `noise`, `zipf` must be ≥ 0 and `ratings_per_user` ≥ 2".into());
+    }
+    if p.shared_pool && !(p.real_users > 0.0 && p.real_users < 1.0) {
+        return bad(format!("`real_users` must be in (0, 1), got {}", p.real_users));
     }
     if p.categories[0] == p.categories[1] {
         return bad("the two `categories` must differ".into());
@@ -169,8 +194,19 @@ pub struct World {
     pub item_factors: Vec<f32>,
     /// Item biases.
     pub item_bias: Vec<f32>,
+    /// The same ratings made by the real dynamics (see the module docs).
+    pub oracle: Ratings,
+    /// (user, group): 0 = real dynamics, 1 = sim dynamics (shared pool); all 0 otherwise.
+    pub groups: Vec<(u32, u32)>,
     /// The params used.
     pub params: SynthParams,
+}
+
+impl SynthParams {
+    /// Whether user `u` (0-based) rates with the real dynamics in the shared-pool world.
+    pub fn is_real_user(&self, u: usize) -> bool {
+        u as f64 >= (self.users as f64 * (1.0 - self.real_users)).round()
+    }
 }
 
 impl SynthParams {
@@ -261,7 +297,7 @@ pub fn generate(p: &SynthParams) -> World {
     let cdf_sim = zipf_cdf(p.sim_items, p.zipf);
     let cdf_real = zipf_cdf(p.real_items, p.zipf);
     let extra = Exp::new(1.0 / (p.ratings_per_user - 2.0).max(1e-9)).expect("positive rate");
-    let per_user: Vec<Ratings> = (0..p.users)
+    let per_user: Vec<(Ratings, Ratings)> = (0..p.users)
         .into_par_iter()
         .map(|u| {
             let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(u as u64 + 1)));
@@ -284,15 +320,41 @@ pub fn generate(p: &SynthParams) -> World {
                 }
                 chosen
             };
-            let sims = pick(&mut rng, &cdf_sim, &perm_sim, n_sim);
-            let reals = pick(&mut rng, &cdf_real, &perm_real, n_real);
-            // Interleave in time: a random merge.
-            let mut order: Vec<bool> =
-                std::iter::repeat_n(false, sims.len()).chain(std::iter::repeat_n(true, reals.len())).collect();
-            order.shuffle(&mut rng);
+            // In the shared pool every rating is of the pool; "real" steps are those a
+            // real-dynamics user makes.
+            let (sims, reals, order) = if p.shared_pool {
+                let all = pick(&mut rng, &cdf_sim, &perm_sim, n.clamp(1, p.sim_items));
+                let real_user = p.is_real_user(u);
+                let order = vec![real_user; all.len()];
+                if real_user {
+                    (Vec::new(), all, order)
+                } else {
+                    (all, Vec::new(), order)
+                }
+            } else {
+                let sims = pick(&mut rng, &cdf_sim, &perm_sim, n_sim);
+                let reals = pick(&mut rng, &cdf_real, &perm_real, n_real);
+                // Interleave in time: a random merge.
+                let mut order: Vec<bool> =
+                    std::iter::repeat_n(false, sims.len()).chain(std::iter::repeat_n(true, reals.len())).collect();
+                order.shuffle(&mut rng);
+                (sims, reals, order)
+            };
             let mut out = Ratings::default();
+            let mut oracle = Ratings::default();
             let (mut si, mut ri) = (0, 0);
             let mut history: Vec<f64> = Vec::new();
+            // The counterfactual trajectory with every rating by the real dynamics.
+            let mut o_history: Vec<f64> = Vec::new();
+            let momentum = |h: &[f64]| {
+                let w = &h[h.len().saturating_sub(p.window)..];
+                if w.is_empty() {
+                    0.0
+                } else {
+                    w.iter().sum::<f64>() / w.len() as f64
+                }
+            };
+            let rate = |mean: f64, eps: f64| if p.noise == 0.0 { mean } else { mean + eps }.round().clamp(1.0, 5.0);
             for (step, is_real) in order.into_iter().enumerate() {
                 let item = if is_real { reals[ri] } else { sims[si] };
                 let row = item as usize - 1;
@@ -300,14 +362,13 @@ pub fn generate(p: &SynthParams) -> World {
                 let a: f64 = uf.iter().zip(vf).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>()
                     + f64::from(item_bias[row]);
                 let eps = noise.sample(&mut rng);
-                let mean = if is_real {
-                    let w = &history[history.len().saturating_sub(p.window)..];
-                    let m = if w.is_empty() { 0.0 } else { w.iter().sum::<f64>() / w.len() as f64 };
-                    p.mean_score(a, true, ri, m)
+                let y = if is_real {
+                    rate(p.mean_score(a, true, ri, momentum(&history)), eps)
                 } else {
-                    p.mean_score(a, false, 0, 0.0)
+                    rate(p.mean_score(a, false, 0, 0.0), eps)
                 };
-                let y = if p.noise == 0.0 { mean } else { mean + eps }.round().clamp(1.0, 5.0);
+                let yo = rate(p.mean_score(a, true, step, momentum(&o_history)), eps);
+                o_history.push(yo - 3.0);
                 if is_real {
                     history.push(y - 3.0);
                     ri += 1;
@@ -315,18 +376,26 @@ pub fn generate(p: &SynthParams) -> World {
                     si += 1;
                 }
                 out.push(u as u32 + 1, item, y as f32, 1_000_000 + step as i64);
+                oracle.push(u as u32 + 1, item, yo as f32, 1_000_000 + step as i64);
             }
-            out
+            (out, oracle)
         })
         .collect();
     let mut ratings = Ratings::default();
-    for r in per_user {
+    let mut oracle = Ratings::default();
+    for (r, o) in per_user {
         ratings.user.extend(r.user);
         ratings.item.extend(r.item);
         ratings.rating.extend(r.rating);
         ratings.ts.extend(r.ts);
+        oracle.user.extend(o.user);
+        oracle.item.extend(o.item);
+        oracle.rating.extend(o.rating);
+        oracle.ts.extend(o.ts);
     }
+    let groups = (0..p.users).map(|u| (u as u32 + 1, u32::from(p.shared_pool && !p.is_real_user(u)))).collect();
     let mut items = Items::default();
+    let n_items = if p.shared_pool { p.sim_items } else { n_items };
     for k in 0..n_items {
         let cat = if k < p.sim_items { &p.categories[0] } else { &p.categories[1] };
         items.item.push(k as u32 + 1);
@@ -334,7 +403,7 @@ pub fn generate(p: &SynthParams) -> World {
         items.categories.push(vec![cat.clone()]);
         items.genres.push(vec![cat.clone()]);
     }
-    World { ratings, items, user_factors, item_factors, item_bias, params: p.clone() }
+    World { ratings, items, user_factors, item_factors, item_bias, oracle, groups, params: p.clone() }
 }
 
 fn factors(
@@ -372,6 +441,8 @@ impl Stage for Synth {
             OutputDoc { name: "truth_users", help: "id, factors" },
             OutputDoc { name: "truth_items", help: "id, factors, bias, category" },
             OutputDoc { name: "truth", help: "key, value: every scalar param of the dynamics" },
+            OutputDoc { name: "oracle_ratings", help: "the same ratings, every one made by the real dynamics" },
+            OutputDoc { name: "groups", help: "user, group: 0 = real dynamics, 1 = sim dynamics (shared_pool)" },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
@@ -383,6 +454,11 @@ impl Stage for Synth {
         let w = generate(&p);
         ctx.check_cancelled()?;
         let (ratings, dups) = w.ratings.clone().sort_dedupe();
+        let (oracle, _) = w.oracle.clone().sort_dedupe();
+        let groups = batch(vec![
+            ("user", Arc::new(UInt32Array::from(w.groups.iter().map(|g| g.0).collect::<Vec<_>>()))),
+            ("group", Arc::new(UInt32Array::from(w.groups.iter().map(|g| g.1).collect::<Vec<_>>()))),
+        ])?;
         let report = counters(&[
             ("ratings", ratings.len() as i64),
             ("users", p.users as i64),
@@ -427,6 +503,8 @@ impl Stage for Synth {
             ("truth_users".to_string(), Artifact::Table(truth_users)),
             ("truth_items".to_string(), Artifact::Table(truth_items)),
             ("truth".to_string(), Artifact::Table(truth)),
+            ("oracle_ratings".to_string(), Artifact::Table(oracle.into_batch()?)),
+            ("groups".to_string(), Artifact::Table(groups)),
         ]))
     }
 }

@@ -14,6 +14,7 @@ pub mod embed_svd;
 pub mod eval_static;
 pub mod irs_train;
 mod loader;
+pub mod report_figure;
 pub mod report_table;
 pub mod select_best;
 pub mod study_groups;
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Arc<dyn Stage>> {
         Arc::new(study_groups::GroupsRq3),
         Arc::new(select_best::SelectBest),
         Arc::new(report_table::ReportTable),
+        Arc::new(report_figure::ReportFigure),
         Arc::new(util::Sequence),
         Arc::new(util::Sum),
         Arc::new(util::Fail),

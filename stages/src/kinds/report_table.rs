@@ -82,7 +82,8 @@ pub fn mean_ci(v: &[f64]) -> (f64, f64) {
     (mean, t * (var / n as f64).sqrt())
 }
 
-const METRICS: [&str; 4] = ["reward", "precision", "recall", "f1"];
+/// The summary metrics, in table order.
+pub const METRICS: [&str; 4] = ["reward", "precision", "recall", "f1"];
 
 fn cell(m: f64, ci: f64) -> String {
     if m.is_nan() {
@@ -97,7 +98,44 @@ fn cell(m: f64, ci: f64) -> String {
 /// The stage.
 pub struct ReportTable;
 
-type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
+/// (method, column) → seed → [reward, precision, recall, f1].
+pub type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
+
+/// Groups every bound `summary` by method, the `columns` axis value and the `seed_axis` value.
+pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Result<Cells, StageError> {
+    let mut cells: Cells = BTreeMap::new();
+    for (from, art) in inputs.all("summary") {
+        let t = art.table("summary")?;
+        let methods = column::<StringArray>(t, "summary", "method")?;
+        if t.num_rows() != 1 {
+            return Err(StageError::Input(format!("`{from}`: a summary has one row, this has {}", t.num_rows())));
+        }
+        let ax = axes(from);
+        let col = match columns {
+            Some(c) => ax
+                .get(c)
+                .cloned()
+                .ok_or_else(|| StageError::Input(format!("`{from}` has no `{c}` matrix value (the `columns` axis)")))?,
+            None => String::new(),
+        };
+        let seed = ax.get(seed_axis).cloned().unwrap_or_default();
+        let mut vals = [0.0; 4];
+        for (k, m) in METRICS.iter().enumerate() {
+            vals[k] = f64_column(t, "summary", m)?[0];
+        }
+        let slot = cells.entry((methods.value(0).to_string(), col)).or_default();
+        if slot.insert(seed.clone(), vals).is_some() {
+            return Err(StageError::Input(format!(
+                "two summaries for method `{}` and seed `{seed}` in one column: name the seeds with the `{seed_axis}` axis",
+                methods.value(0)
+            )));
+        }
+    }
+    if cells.is_empty() {
+        return Err(StageError::Input("no summaries bound to `summary`".into()));
+    }
+    Ok(cells)
+}
 
 impl Stage for ReportTable {
     fn kind(&self) -> &'static str {
@@ -126,35 +164,7 @@ impl Stage for ReportTable {
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;
-        // (method, column) → seed → metrics.
-        let mut cells: Cells = BTreeMap::new();
-        for (from, art) in inputs.all("summary") {
-            let t = art.table("summary")?;
-            let methods = column::<StringArray>(t, "summary", "method")?;
-            if t.num_rows() != 1 {
-                return Err(StageError::Input(format!("`{from}`: a summary has one row, this has {}", t.num_rows())));
-            }
-            let ax = axes(from);
-            let col = match &p.columns {
-                Some(c) => ax.get(c).cloned().ok_or_else(|| {
-                    StageError::Input(format!("`{from}` has no `{c}` matrix value (the `columns` axis)"))
-                })?,
-                None => String::new(),
-            };
-            let seed = ax.get(&p.seed_axis).cloned().unwrap_or_default();
-            let mut vals = [0.0; 4];
-            for (k, m) in METRICS.iter().enumerate() {
-                vals[k] = f64_column(t, "summary", m)?[0];
-            }
-            let slot = cells.entry((methods.value(0).to_string(), col)).or_default();
-            if slot.insert(seed.clone(), vals).is_some() {
-                return Err(StageError::Input(format!(
-                    "two summaries for method `{}` and seed `{seed}` in one column: name the seeds with the `{}` axis",
-                    methods.value(0),
-                    p.seed_axis
-                )));
-            }
-        }
+        let cells = collect(inputs, p.columns.as_deref(), &p.seed_axis)?;
         if cells.is_empty() {
             return Err(StageError::Input("no summaries bound to `summary`".into()));
         }

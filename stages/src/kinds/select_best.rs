@@ -178,10 +178,8 @@ mod tests {
             }
         }
         let out = SelectBest.run(&ctx, &inputs, &serde_json::json!({})).unwrap();
-        match &out["weights"] {
-            Artifact::Weights(w) => assert_eq!(w, b"0.7"),
-            Artifact::Table(_) => panic!("weights expected"),
-        }
+        let Artifact::Weights(w) = &out["weights"] else { panic!("weights expected") };
+        assert_eq!(w, b"0.7");
         let Artifact::Table(c) = &out["choice"] else { panic!() };
         assert_eq!(c.num_rows(), 3);
         // A candidate whose artifacts are missing is an error naming it.
