@@ -456,6 +456,41 @@ fn rq2_runs_on_the_embedded_data() {
 }
 
 #[test]
+fn rq3_runs_on_the_embedded_data_and_draws_its_figures() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/rq3.yaml");
+    let data = util::repo_root().join("data/ml-latest-small");
+    let p = pipeline.to_str().unwrap();
+    let set = format!("data={}", data.display());
+    let common = ["--set", &set, "--set", "dim=8", "--set", "iterations=30"];
+    let mut args = vec!["run", p, "--report", "r.json"];
+    args.extend(common);
+    let run = t.run(&args);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    for id in ["km_sim", "km_real", "user_groups", "split[group=1]", "split[group=4]", "svd[group=2]"] {
+        assert_eq!(s[id], "ran", "{id}: {s:?}");
+    }
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        for (out, magic) in [("figure.metric_png", &b"\x89PNG"[..]), ("figure.gain_svg", &b"<svg"[..])] {
+            let mut a = vec!["path", p, out];
+            a.extend(common);
+            let path = t.run(&a).success().stdout;
+            let bytes = std::fs::read(path.trim()).unwrap();
+            assert!(bytes.starts_with(magic), "{out}");
+        }
+        let mut a = vec!["cat", p, "figure.metric_png"];
+        a.extend(common);
+        assert!(t.run(&a).code(1).stderr.contains("is a .png file"));
+    } else {
+        run.code(1);
+        assert_eq!((s["darec[group=1,seed=1]"].as_str(), s["s2r[group=1,seed=1]"].as_str()), ("failed", "skipped"));
+    }
+}
+
+#[test]
 fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     let t = Test::new();
     t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");

@@ -330,4 +330,17 @@ fn group_mode_split_shares_one_pool_between_user_groups() {
     assert!(e.contains("needs the `groups` input"), "{e}");
     let e = run_kind("data.split", json!({"sim": "Drama", "sim_group": 1}), &no_groups).unwrap_err().to_string();
     assert!(e.contains("group mode"), "{e}");
+    // `only_group`: a category split of one group's users (RQ3).
+    let params = json!({"sim": "Thriller", "real": "Action", "only_group": 2, "test_frac": 0.5, "seed": 3});
+    let out = run_kind("data.split", params.clone(), &inputs).unwrap();
+    for part in ["sim", "real_train", "val", "test"] {
+        let x = r2(&out, part);
+        assert!(!x.is_empty() && x.user.iter().all(|u| u % 3 == 2), "{part} = group 2's ratings");
+    }
+    let e = run_kind("data.split", params, &no_groups).unwrap_err().to_string();
+    assert!(e.contains("`only_group` needs the `groups` input"), "{e}");
+}
+
+fn r2(out: &Outputs, n: &str) -> Ratings {
+    Ratings::from_batch(&table(out, n), n).unwrap()
 }

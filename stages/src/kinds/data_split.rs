@@ -47,6 +47,8 @@ struct P {
     sim_group: Option<u32>,
     #[serde(default)]
     real_group: u32,
+    #[serde(default)]
+    only_group: Option<u32>,
     #[serde(default = "five")]
     min_item_ratings: usize,
     #[serde(default = "five")]
@@ -90,6 +92,12 @@ const PARAMS: &[ParamDoc] = &[
     },
     ParamDoc { name: "real_group", ty: "integer", default: Some("0"), help: "group mode: the real users' group" },
     ParamDoc {
+        name: "only_group",
+        ty: "integer",
+        default: Some("none"),
+        help: "category mode: keep only the users of this group of the `groups` input (RQ3)",
+    },
+    ParamDoc {
         name: "pool",
         ty: "string",
         default: Some("every item"),
@@ -122,6 +130,12 @@ const PARAMS: &[ParamDoc] = &[
 pub const ROLES: [&str; 4] = ["sim_only", "shared", "val", "test"];
 
 fn check(mut p: P) -> Result<P, StageError> {
+    if p.only_group.is_some() && p.sim_group.is_some() {
+        return Err(params::invalid(
+            "`only_group` restricts a category split; it cannot be used with `sim_group`",
+            PARAMS,
+        ));
+    }
     if let Some(g) = p.sim_group {
         if p.pair.is_some() || !p.sim.is_empty() || !p.real.is_empty() {
             return Err(params::invalid("group mode (`sim_group`) takes `pool`, not `sim`/`real`/`pair`", PARAMS));
@@ -259,6 +273,9 @@ fn run_split_groups(
     }
     if p.sim_group.is_some() {
         return Err(StageError::Input("group mode (`sim_group`) needs the `groups` input (user, group)".into()));
+    }
+    if p.only_group.is_some() {
+        return Err(StageError::Input("`only_group` needs the `groups` input (user, group)".into()));
     }
     let has = |c: &str| items.categories.iter().any(|cs| cs.iter().any(|x| x == c));
     for (name, c) in [("sim", &p.sim), ("real", &p.real)] {
@@ -457,10 +474,20 @@ impl Stage for Split {
             let group = crate::table::column::<UInt32Array>(g, "groups", "group")?.values();
             let map: Groups = users.iter().copied().zip(group.iter().copied()).collect();
             let pp = check(params::parse(p, PARAMS)?)?;
-            if pp.sim_group.is_none() {
-                return Err(StageError::Input("a `groups` input needs `sim_group` (group mode)".into()));
+            match (pp.sim_group, pp.only_group) {
+                (Some(_), _) => run_split_groups(&ratings, &items, Some(&map), &pp)?,
+                (None, Some(g)) => {
+                    let kept = ratings.filter(|k| map.get(&ratings.user[k]) == Some(&g));
+                    if kept.is_empty() {
+                        return Err(StageError::Data(format!("no ratings by users of group {g} (`only_group`)")));
+                    }
+                    run_split(&kept, &items, &P { only_group: None, ..pp })?
+                }
+                (None, None) => return Err(StageError::Input(
+                    "a `groups` input needs `sim_group` (group mode) or `only_group` (a category split of one group)"
+                        .into(),
+                )),
             }
-            run_split_groups(&ratings, &items, Some(&map), &pp)?
         } else {
             split(&ratings, &items, p)?
         };

@@ -92,15 +92,15 @@ pub struct Chart {
     pub y_label: String,
     /// Group names.
     pub groups: Vec<String>,
-    /// (legend, values per group).
-    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// (legend, palette index, values per group): a method keeps its colour across charts.
+    pub series: Vec<(String, usize, Vec<(f64, f64)>)>,
     /// Bars (true) or lines with points.
     pub bars: bool,
 }
 
 fn y_range(c: &Chart) -> (f64, f64) {
     let (mut lo, mut hi) = (0.0f64, 0.0f64);
-    for (_, v) in &c.series {
+    for (_, _, v) in &c.series {
         for &(m, ci) in v {
             if m.is_finite() {
                 let ci = if ci.is_finite() { ci } else { 0.0 };
@@ -151,8 +151,8 @@ where
         .map_err(|x| e(&x))?;
     let m = c.series.len().max(1);
     let width = 0.8 / m as f64;
-    for (si, (name, vals)) in c.series.iter().enumerate() {
-        let color = Palette99::pick(si).to_rgba();
+    for (si, (name, ci, vals)) in c.series.iter().enumerate() {
+        let color = Palette99::pick(*ci).to_rgba();
         let offset = if c.bars { (si as f64 - (m as f64 - 1.0) / 2.0) * width } else { 0.0 };
         let pts: Vec<(f64, f64, f64)> = vals
             .iter()
@@ -281,7 +281,7 @@ impl Stage for ReportFigure {
         let mut rows: Vec<(String, String, f64, f64, u32, f64, f64)> = Vec::new();
         let mut metric_series = Vec::new();
         let mut gain_series = Vec::new();
-        for m in &ordered {
+        for (mi, m) in ordered.iter().enumerate() {
             let mut mv = Vec::new();
             let mut gv = Vec::new();
             for g in &groups {
@@ -304,9 +304,9 @@ impl Stage for ReportFigure {
                 mv.push((mean, ci));
                 gv.push((gain, gain_ci));
             }
-            metric_series.push((label(m), mv));
+            metric_series.push((label(m), mi, mv));
             if m != &p.baseline {
-                gain_series.push((label(m), gv));
+                gain_series.push((label(m), mi, gv));
             }
         }
         let x_label = p.x_label.clone().unwrap_or_else(|| p.x_axis.clone());
