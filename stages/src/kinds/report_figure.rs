@@ -82,6 +82,10 @@ fn parse(v: &Value) -> Result<P, StageError> {
     Ok(p)
 }
 
+/// One series: legend, palette index (a method keeps its colour across charts), and
+/// (mean, CI half-width) per group.
+pub type Series = (String, usize, Vec<(f64, f64)>);
+
 /// One chart: groups on x, one series per method, (mean, CI half-width) per group (NaN = none).
 pub struct Chart {
     /// Title.
@@ -92,8 +96,8 @@ pub struct Chart {
     pub y_label: String,
     /// Group names.
     pub groups: Vec<String>,
-    /// (legend, palette index, values per group): a method keeps its colour across charts.
-    pub series: Vec<(String, usize, Vec<(f64, f64)>)>,
+    /// The series.
+    pub series: Vec<Series>,
     /// Bars (true) or lines with points.
     pub bars: bool,
 }
