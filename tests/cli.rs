@@ -491,6 +491,29 @@ fn rq3_runs_on_the_embedded_data_and_draws_its_figures() {
 }
 
 #[test]
+fn synth_gap_runs_with_the_oracle() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/synth-gap.yaml");
+    let p = pipeline.to_str().unwrap();
+    let args = ["run", p, "--set", "users=300", "--set", "dim=8", "--set", "iterations=20", "--report", "r.json"];
+    let run = t.run(&args);
+    let stdout = run.stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    for id in ["world[gap=2]", "split[gap=2]", "oracle_split[gap=2]", "svd[gap=0]", "oracle_svd[gap=1]"] {
+        assert_eq!(s[id], "ran", "{id}: {s:?}");
+    }
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        assert!(stdout.contains("| Oracle (real dynamics) |"), "{stdout}");
+    } else {
+        run.code(1);
+        assert_eq!(s["oracle[gap=0,seed=1]"], "failed");
+    }
+}
+
+#[test]
 fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     let t = Test::new();
     t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");

@@ -344,3 +344,34 @@ fn group_mode_split_shares_one_pool_between_user_groups() {
 fn r2(out: &Outputs, n: &str) -> Ratings {
     Ratings::from_batch(&table(out, n), n).unwrap()
 }
+
+#[test]
+fn a_shared_pool_world_has_two_user_kinds_and_an_oracle_trajectory() {
+    let gen = |gap: f64| {
+        generate(
+            &SynthParams::from_json(
+                &json!({"users": 200, "sim_items": 50, "shared_pool": true, "gap": gap, "seed": 4}),
+            )
+            .unwrap(),
+        )
+    };
+    let w = gen(1.5);
+    assert_eq!(w.items.item.len(), 50, "one pool");
+    assert!(w.ratings.item.iter().all(|&i| i <= 50));
+    let real: HashSet<u32> = w.groups.iter().filter(|g| g.1 == 0).map(|g| g.0).collect();
+    assert_eq!(real.len(), 100);
+    assert_eq!((w.oracle.user.clone(), w.oracle.item.clone()), (w.ratings.user.clone(), w.ratings.item.clone()));
+    // Real-dynamics users' oracle ratings are their ratings; sim users' differ under a gap.
+    let (mut same_real, mut diff_sim) = (true, 0);
+    for k in 0..w.ratings.len() {
+        if real.contains(&w.ratings.user[k]) {
+            same_real &= w.ratings.rating[k] == w.oracle.rating[k];
+        } else if w.ratings.rating[k] != w.oracle.rating[k] {
+            diff_sim += 1;
+        }
+    }
+    assert!(same_real && diff_sim > w.ratings.len() / 10, "{diff_sim}");
+    // Without a gap the oracle trajectory is the data.
+    let w0 = gen(0.0);
+    assert_eq!(w0.ratings.rating, w0.oracle.rating);
+}
