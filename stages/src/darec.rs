@@ -13,7 +13,7 @@ use crate::kinds::adapt_darec::DarecParams;
 use crate::ratings::Ratings;
 use crate::stage::Context;
 use crate::table::{batch, read_vectors, vectors};
-use crate::torch::{random_indices, seeded, tch_device, weights_bytes};
+use crate::torch::{finite, random_indices, seeded, tch_device, weights_bytes};
 
 /// Gradient reversal: identity forward, gradient multiplied by −λ backward.
 pub fn grl(x: &Tensor, lambda: f64) -> Tensor {
@@ -129,15 +129,6 @@ fn domain(
         },
         d,
     ))
-}
-
-fn finite(t: &Tensor, loss: &str, iteration: usize) -> Result<f64, StageError> {
-    let v = t.double_value(&[]);
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(StageError::NonFinite { loss: loss.into(), iteration })
-    }
 }
 
 fn mse_all(dom: &Domain, fu: &nn::Linear, fv: &nn::Linear) -> f64 {

@@ -12,6 +12,7 @@ use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Kind, Tensor};
 
 use crate::error::StageError;
+use crate::torch::finite;
 
 /// The Q network.
 pub struct QNet {
@@ -341,15 +342,6 @@ impl Items {
             self.sim = m.fvs.forward(&m.raw_sim) * m.scale_sim;
             self.real = Some(m.fvr.forward(&m.raw_real) * m.scale_real);
         }
-    }
-}
-
-fn finite(t: &Tensor, loss: &str, iteration: usize) -> Result<f64, StageError> {
-    let v = t.double_value(&[]);
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(StageError::NonFinite { loss: loss.into(), iteration })
     }
 }
 

@@ -113,6 +113,11 @@ fn unlist(arr: &ListArray, table: &str, name: &str) -> Result<Vec<Vec<String>>, 
 }
 
 impl Items {
+    /// Ids of the items with category `c`.
+    pub fn ids_in(&self, c: &str) -> std::collections::HashSet<u32> {
+        self.item.iter().zip(&self.categories).filter(|(_, cs)| cs.iter().any(|x| x == c)).map(|(i, _)| *i).collect()
+    }
+
     /// As an Arrow table.
     pub fn to_batch(&self) -> Result<RecordBatch, StageError> {
         batch(vec![

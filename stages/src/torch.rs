@@ -23,6 +23,16 @@ pub fn seeded<T>(seed_value: u64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// The scalar value of a loss, or an error naming the loss and the iteration when it is NaN/inf.
+pub fn finite(t: &tch::Tensor, loss: &str, iteration: usize) -> Result<f64, StageError> {
+    let v = t.double_value(&[]);
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(StageError::NonFinite { loss: loss.into(), iteration })
+    }
+}
+
 /// `k` indices in `0..n` drawn with replacement from `rng`, as an int64 tensor on `device`.
 pub fn random_indices(rng: &mut rand_chacha::ChaCha8Rng, n: i64, k: i64, device: tch::Device) -> tch::Tensor {
     use rand::Rng;

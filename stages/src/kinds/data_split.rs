@@ -219,13 +219,7 @@ fn run_group_pool(ratings: &Ratings, items: &Items, groups: &Groups, p: &P) -> R
     let sim_group = p.sim_group.expect("group mode");
     let in_pool: HashSet<u32> = match &p.pool {
         Some(c) => {
-            let ids: HashSet<u32> = items
-                .item
-                .iter()
-                .zip(&items.categories)
-                .filter(|(_, cs)| cs.iter().any(|x| x == c))
-                .map(|(i, _)| *i)
-                .collect();
+            let ids = items.ids_in(c);
             if ids.is_empty() {
                 return Err(StageError::Data(format!(
                     "unknown category `{c}` (param `pool`); available (items): {}",

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::artifact::{Artifact, Inputs, Outputs};
 use crate::error::StageError;
-use crate::kinds::report_table::{collect, mean_ci, METRICS};
+use crate::kinds::report_table::{collect, mean_ci, ordered_methods, paired, METRICS};
 use crate::params;
 use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
 use crate::table::batch;
@@ -271,10 +271,7 @@ impl Stage for ReportFigure {
         let p = parse(pv)?;
         let k = METRICS.iter().position(|m| *m == p.metric).expect("validated");
         let cells = collect(inputs, Some(&p.x_axis), &p.seed_axis)?;
-        let mut methods: Vec<String> = cells.keys().map(|c| c.0.clone()).collect();
-        methods.dedup();
-        let mut ordered: Vec<String> = p.order.iter().filter(|m| methods.contains(m)).cloned().collect();
-        ordered.extend(methods.iter().filter(|m| !p.order.contains(m)).cloned());
+        let ordered = ordered_methods(&cells, &p.order);
         let mut groups: Vec<String> = cells.keys().map(|c| c.1.clone()).collect();
         groups.sort();
         groups.dedup();
@@ -292,16 +289,9 @@ impl Stage for ReportFigure {
                 let seeds = cells.get(&(m.clone(), g.clone()));
                 let v: Vec<f64> = seeds.map(|s| s.values().map(|x| x[k]).collect()).unwrap_or_default();
                 let (mean, ci) = mean_ci(&v);
-                let (mut gain, mut gain_ci) = (f64::NAN, f64::NAN);
-                if let (Some(b), Some(x)) = (cells.get(&(p.baseline.clone(), g.clone())), seeds) {
-                    let diffs: Vec<f64> = x.iter().filter_map(|(s, v)| b.get(s).map(|bv| v[k] - bv[k])).collect();
-                    let bmean = b.values().map(|v| v[k]).sum::<f64>() / b.len() as f64;
-                    if !diffs.is_empty() && bmean != 0.0 {
-                        let (d, dci) = mean_ci(&diffs);
-                        gain = 100.0 * d / bmean;
-                        gain_ci = 100.0 * dci / bmean;
-                    }
-                }
+                let (gain, gain_ci) = paired(&cells, &p.baseline, m, g, k).map_or((f64::NAN, f64::NAN), |d| {
+                    (100.0 * d.mean / d.baseline_mean, 100.0 * d.ci / d.baseline_mean)
+                });
                 if !v.is_empty() {
                     rows.push((m.clone(), g.clone(), mean, ci, v.len() as u32, gain, gain_ci));
                 }

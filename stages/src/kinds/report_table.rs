@@ -82,6 +82,41 @@ pub fn mean_ci(v: &[f64]) -> (f64, f64) {
     (mean, t * (var / n as f64).sqrt())
 }
 
+/// The methods of `cells`: those named in `order` first (in that order), then the rest sorted.
+pub fn ordered_methods(cells: &Cells, order: &[String]) -> Vec<String> {
+    let mut methods: Vec<String> = cells.keys().map(|k| k.0.clone()).collect();
+    methods.dedup();
+    let mut ordered: Vec<String> = order.iter().filter(|m| methods.contains(m)).cloned().collect();
+    ordered.extend(methods.iter().filter(|m| !order.contains(m)).cloned());
+    ordered
+}
+
+/// A method's paired difference to the baseline in one column on metric `k`, by seed.
+pub struct Paired {
+    /// Mean of the paired differences.
+    pub mean: f64,
+    /// 95% CI half-width of the paired differences.
+    pub ci: f64,
+    /// Seeds paired.
+    pub n: usize,
+    /// The baseline's mean (over all its seeds), the denominator of a relative improvement.
+    pub baseline_mean: f64,
+}
+
+/// `method` − `baseline` in column `col` on metric `k`, paired by seed; None without a pair or
+/// when the baseline's mean is 0.
+pub fn paired(cells: &Cells, baseline: &str, method: &str, col: &str, k: usize) -> Option<Paired> {
+    let b = cells.get(&(baseline.to_string(), col.to_string()))?;
+    let x = cells.get(&(method.to_string(), col.to_string()))?;
+    let diffs: Vec<f64> = x.iter().filter_map(|(s, v)| b.get(s).map(|bv| v[k] - bv[k])).collect();
+    let baseline_mean = b.values().map(|v| v[k]).sum::<f64>() / b.len() as f64;
+    if diffs.is_empty() || baseline_mean == 0.0 {
+        return None;
+    }
+    let (mean, ci) = mean_ci(&diffs);
+    Some(Paired { mean, ci, n: diffs.len(), baseline_mean })
+}
+
 /// The summary metrics, in table order.
 pub const METRICS: [&str; 4] = ["reward", "precision", "recall", "f1"];
 
@@ -168,10 +203,7 @@ impl Stage for ReportTable {
         if cells.is_empty() {
             return Err(StageError::Input("no summaries bound to `summary`".into()));
         }
-        let mut methods: Vec<String> = cells.keys().map(|k| k.0.clone()).collect();
-        methods.dedup();
-        let mut ordered: Vec<String> = p.order.iter().filter(|m| methods.contains(m)).cloned().collect();
-        ordered.extend(methods.iter().filter(|m| !p.order.contains(m)).cloned());
+        let ordered = ordered_methods(&cells, &p.order);
         let mut cols: Vec<String> = cells.keys().map(|k| k.1.clone()).collect();
         cols.sort();
         cols.dedup();
@@ -202,31 +234,24 @@ impl Stage for ReportTable {
             }
             // Paired improvement of the reward over the baseline, by seed.
             let name = if c.is_empty() { "vs baseline".to_string() } else { format!("{c} vs baseline") };
-            let base = cells.get(&(p.baseline.clone(), c.clone()));
             let mut col_cells = Vec::new();
             for m in &ordered {
-                let text = match (base, cells.get(&(m.clone(), c.clone()))) {
-                    (Some(b), Some(x)) if m != &p.baseline => {
-                        let diffs: Vec<f64> = x.iter().filter_map(|(s, v)| b.get(s).map(|bv| v[0] - bv[0])).collect();
-                        let bmean = b.values().map(|v| v[0]).sum::<f64>() / b.len() as f64;
-                        if diffs.is_empty() || bmean == 0.0 {
-                            "—".to_string()
+                let text = match paired(&cells, &p.baseline, m, c, 0).filter(|_| m != &p.baseline) {
+                    Some(d) => {
+                        lm.push(m.clone());
+                        lc.push(c.clone());
+                        lk.push("reward_improvement".into());
+                        lmean.push(d.mean);
+                        lci.push(d.ci);
+                        ln.push(d.n as u32);
+                        let pct = |x: f64| 100.0 * x / d.baseline_mean;
+                        if d.ci.is_nan() {
+                            format!("{:+.1}%", pct(d.mean))
                         } else {
-                            let (d, ci) = mean_ci(&diffs);
-                            lm.push(m.clone());
-                            lc.push(c.clone());
-                            lk.push("reward_improvement".into());
-                            lmean.push(d);
-                            lci.push(ci);
-                            ln.push(diffs.len() as u32);
-                            if ci.is_nan() {
-                                format!("{:+.1}%", 100.0 * d / bmean)
-                            } else {
-                                format!("{:+.1}% ± {:.1}", 100.0 * d / bmean, 100.0 * ci / bmean)
-                            }
+                            format!("{:+.1}% ± {:.1}", pct(d.mean), pct(d.ci))
                         }
                     }
-                    _ => "—".to_string(),
+                    None => "—".to_string(),
                 };
                 col_cells.push(text);
             }

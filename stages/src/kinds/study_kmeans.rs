@@ -145,13 +145,7 @@ impl Stage for StudyKmeans {
                 return Err(StageError::Input(format!("`category: {c}` needs the `items` input")));
             }
             let items = crate::ratings::Items::from_batch(inputs.table("items")?, "items")?;
-            let keep: std::collections::HashSet<u32> = items
-                .item
-                .iter()
-                .zip(&items.categories)
-                .filter(|(_, cs)| cs.iter().any(|x| x == c))
-                .map(|(i, _)| *i)
-                .collect();
+            let keep = items.ids_in(c);
             if keep.is_empty() {
                 return Err(StageError::Data(format!("no item has category `{c}`")));
             }
