@@ -222,6 +222,10 @@ pub struct DeltaROptions {
     pub hidden: i64,
     /// Classifier learning rate.
     pub lr: f64,
+    /// When set, the classifiers compare these sim *logged* sessions (sim users' own ratings in
+    /// time order, every step rated) with the real logs, instead of sim rollouts (mostly unrated
+    /// steps) — and Δr then applies to rated sim steps only (r > 0), the only kind both saw.
+    pub sim_logs: Option<Vec<Episode>>,
 }
 
 /// Joint training (S2R-Rec): item maps initialised from DARec's, fine-tuned with the policy.
@@ -423,7 +427,8 @@ pub fn train(
         let mut row = CurveRow { iteration: it, sim_reward: sim_r, epsilon, ..Default::default() };
         // The classifiers: sim replay (label 0) vs real logs (label 1), noisy inputs.
         if let (Some(clf), Some(copt), Some(dr)) = (&clf, copt.as_mut(), &o.delta_r) {
-            let bs: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
+            let source: &[Episode] = dr.sim_logs.as_deref().unwrap_or(&replay);
+            let bs: Vec<Episode> = (0..o.batch).map(|_| source[rng.random_range(0..source.len())].clone()).collect();
             let br: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
             let real_items = items.real.as_ref().expect("checked: real logs exist").detach();
             let (loss, acc_sa, acc_sas) = clf.loss((&items.sim.detach(), &bs), (&real_items, &br), dr.noise, &mut rng);
@@ -445,7 +450,10 @@ pub fn train(
             let bonus = match (&clf, &o.delta_r) {
                 (Some(clf), Some(dr)) if it >= dr.warmup => {
                     let (a, r) = crate::dynamics::batch_tensors(&batch, device);
-                    let delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
+                    let mut delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
+                    if dr.sim_logs.is_some() {
+                        delta *= r.gt(0.0).to_kind(Kind::Float);
+                    }
                     row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
                     row.dr_std = delta.std(false).double_value(&[]);
                     Some(delta * dr.alpha)
@@ -592,18 +600,44 @@ pub fn run_train(
             by_user.entry(real_r.user[k]).or_default().push((real_r.ts[k], i, real_r.rating[k] / y_max));
         }
     }
-    let mut logs = Vec::new();
-    for (_, mut v) in by_user {
-        v.sort_by_key(|x| x.0);
-        for chunk in v.chunks(p.session_len) {
-            if chunk.len() == p.session_len {
-                logs.push(Episode {
-                    actions: chunk.iter().map(|x| x.1).collect(),
-                    rewards: chunk.iter().map(|x| x.2).collect(),
-                });
+    let sessions = |by_user: std::collections::BTreeMap<u32, Vec<(i64, i64, f32)>>| {
+        let mut logs = Vec::new();
+        for (_, mut v) in by_user {
+            v.sort_by_key(|x| x.0);
+            for chunk in v.chunks(p.session_len) {
+                if chunk.len() == p.session_len {
+                    logs.push(Episode {
+                        actions: chunk.iter().map(|x| x.1).collect(),
+                        rewards: chunk.iter().map(|x| x.2).collect(),
+                    });
+                }
             }
         }
-    }
+        logs
+    };
+    let logs = sessions(by_user);
+    // The sim users' own logged sessions, for `clf_sim_data: logs`.
+    let sim_logs = (p.clf_sim_data == "logs")
+        .then(|| {
+            let mut by_user: std::collections::BTreeMap<u32, Vec<(i64, i64, f32)>> = Default::default();
+            for k in 0..sim_r.len() {
+                if let Some(&i) = sim_index.get(&sim_r.item[k]) {
+                    by_user.entry(sim_r.user[k]).or_default().push((sim_r.ts[k], i, sim_r.rating[k] / y_max));
+                }
+            }
+            sessions(by_user)
+        })
+        .map(|l| {
+            if l.is_empty() {
+                Err(StageError::Data(format!(
+                    "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
+                    p.session_len
+                )))
+            } else {
+                Ok(l)
+            }
+        })
+        .transpose()?;
     let opts = TrainOptions {
         iterations: p.iterations,
         batch: p.batch,
@@ -620,6 +654,7 @@ pub fn run_train(
             noise: p.clf_noise,
             hidden: p.clf_hidden,
             lr: p.clf_lr,
+            sim_logs: sim_logs.clone(),
         }),
     };
     ctx.progress(0.0, "training");
@@ -856,7 +891,14 @@ mod tests {
             k_interval: 2,
             hidden: 8,
             seed: 1,
-            delta_r: delta_r.then_some(DeltaROptions { alpha: 0.8, warmup: 5, noise: 1.0, hidden: 8, lr: 1e-3 }),
+            delta_r: delta_r.then_some(DeltaROptions {
+                alpha: 0.8,
+                warmup: 5,
+                noise: 1.0,
+                hidden: 8,
+                lr: 1e-3,
+                sim_logs: None,
+            }),
         }
     }
 
@@ -901,5 +943,16 @@ mod tests {
             .err()
             .expect("no logs");
         assert!(err.to_string().contains("real logged sessions"), "{err}");
+        // With the classifiers on sim logs (every step rated), Δr touches rated sim steps only.
+        let mut o = tiny_options(true);
+        let sim_logs: Vec<Episode> = (0..6)
+            .map(|k| Episode { actions: (0..8).map(|i| (i + 2 * k) % 30).collect(), rewards: vec![0.8; 8] })
+            .collect();
+        o.delta_r.as_mut().unwrap().sim_logs = Some(sim_logs);
+        let zero = |_: usize, _: i64| 0.0;
+        let t = train(&sim, 5, &zero, Some((&real, &logs)), &o, None, tch::Device::Cpu).unwrap();
+        assert!(t.curves.iter().all(|c| c.dr_mean == 0.0 && c.dr_std == 0.0), "no rated sim step, no Δr");
+        let t = train(&sim, 5, &reward, Some((&real, &logs)), &o, None, tch::Device::Cpu).unwrap();
+        assert!(t.curves[5..].iter().any(|c| c.dr_std > 0.0));
     }
 }

@@ -72,6 +72,9 @@ pub struct TrainParams {
     /// Classifier learning rate.
     #[serde(default = "d_clf_lr")]
     pub clf_lr: f64,
+    /// What the classifiers compare with the real logs: `rollouts` (sim replay) or `logs`.
+    #[serde(default = "d_clf_sim")]
+    pub clf_sim_data: String,
     /// Weight of L_dom in joint training.
     #[serde(default = "d_dom")]
     pub dom_weight: f64,
@@ -90,6 +93,9 @@ fn d_clf_hidden() -> i64 {
 }
 fn d_clf_lr() -> f64 {
     1e-3
+}
+fn d_clf_sim() -> String {
+    "rollouts".into()
 }
 fn d_dom() -> f64 {
     0.1
@@ -150,6 +156,12 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "clf_hidden", ty: "integer", default: Some("32"), help: "classifier width" },
     ParamDoc { name: "clf_lr", ty: "number", default: Some("0.001"), help: "classifier learning rate" },
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("0.1"), help: "L_dom weight (s2r)" },
+    ParamDoc {
+        name: "clf_sim_data",
+        ty: "rollouts | logs",
+        default: Some("rollouts"),
+        help: "sim side of the classifiers: replayed rollouts, or the sim users' logged sessions (Δr then on rated steps only)",
+    },
 ];
 
 impl TrainParams {
@@ -175,9 +187,10 @@ impl TrainParams {
             || p.clf_hidden < 1
             || p.clf_lr <= 0.0
             || p.dom_weight < 0.0
+            || !["rollouts", "logs"].contains(&p.clf_sim_data.as_str())
         {
             return Err(params::invalid(
-                "`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight` ≥ 0",
+                "`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight` ≥ 0, `clf_sim_data` rollouts or logs",
                 PARAMS,
             ));
         }
