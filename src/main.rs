@@ -264,7 +264,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             if !cli.quiet {
                 print!("{}", report::table(&summary));
-                print_reports(&graph, &registry, &store);
+                print_reports(&summary, &store);
             }
             if summary.interrupted {
                 return Ok(ExitCode::from(130));
@@ -339,20 +339,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Prints the `table` of every `report.table` stage that is now cached, as Markdown.
-fn print_reports(graph: &s2r_pipe::graph::Graph<s2r_pipe::graph::Built>, registry: &Registry, store: &Store) {
-    let reports: Vec<usize> =
-        (0..graph.pipeline().stages.len()).filter(|&i| graph.stage(i).kind == "report.table").collect();
-    if reports.is_empty() {
-        return;
-    }
-    let pl = plan(graph, registry, store, s2r_stages::device::cuda_device_count());
-    for i in reports {
-        let item = &pl.stages[i];
-        let Some(obj) = item.outputs.get("table").filter(|_| item.action == Action::Cached) else { continue };
+/// Prints the `table` of every `report.table` stage that produced (or found cached) one, as
+/// Markdown — from the run's own results, without planning again.
+fn print_reports(summary: &s2r_pipe::exec::RunSummary, store: &Store) {
+    for r in summary.results.iter().filter(|r| r.kind == "report.table") {
+        let Some(obj) = r.objects.get("table") else { continue };
         if let Ok(Artifact::Table(t)) = store.get(obj) {
             if let Ok(md) = render(&t, Format::Markdown, None) {
-                println!("\n{}\n\n{md}", graph.stage(i).id.as_str());
+                println!("\n{}\n\n{md}", r.id);
             }
         }
     }
