@@ -148,12 +148,21 @@ mod tests {
     use super::*;
     use crate::kinds::data_synth::{generate, SynthParams};
 
+    /// Held-out transitions with their true log-density ratios.
+    struct Truth {
+        /// log p_real(y | history, item) − log p_sim(y | history, item), each the mixture over the
+        /// world's users weighted by that dynamics' exact posterior given the history: the ratio
+        /// of the transition given everything the state holds.
+        exact: Vec<f32>,
+        /// The same with the prior over users (no posterior update): the population-level ratio
+        /// given the item, the momentum window and the step — what is left of the exact ratio
+        /// once the user's identity is ignored. Equal to `exact` in a world of one user.
+        population: Vec<f32>,
+    }
+
     /// Episodes of `t` steps on the item pool of `world` (its first category), each for a random
     /// user (uniform over the world's users) over distinct random items, rated with the real
-    /// (`real`) or sim dynamics. Returns the episodes and, for every step, the true log-density
-    /// ratio of the observed transition given what the state holds — the history, not the user:
-    /// log p_real(y | history, item) − log p_sim(y | history, item), each the mixture over users
-    /// weighted by that dynamics' exact posterior given the history.
+    /// (`real`) or sim dynamics, with the true ratios of every step.
     fn episodes(
         p: &SynthParams,
         w: &crate::kinds::data_synth::World,
@@ -161,7 +170,7 @@ mod tests {
         t: usize,
         real: bool,
         rng: &mut ChaCha8Rng,
-    ) -> (Vec<Episode>, Vec<f32>) {
+    ) -> (Vec<Episode>, Truth) {
         let d = p.dim;
         let pool = p.sim_items;
         let affinity = |u: usize, i: usize| -> f64 {
@@ -169,7 +178,7 @@ mod tests {
                 + f64::from(w.item_bias[i])
         };
         let mut eps = Vec::new();
-        let mut truth = Vec::new();
+        let mut truth = Truth { exact: Vec::new(), population: Vec::new() };
         for _ in 0..n {
             let u = rng.random_range(0..p.users);
             let mut items: Vec<usize> = (0..pool).collect();
@@ -194,7 +203,8 @@ mod tests {
                         break;
                     }
                 }
-                let mix = |lw: &mut [f64], real: bool| -> f64 {
+                // log Σ_v w_v p(y | v) / Σ_v w_v for log-weights `lw`, which then take in y.
+                let mix = |lw: &mut [f64], real: bool, update: bool| -> f64 {
                     let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let (mut num, mut den) = (0.0, 0.0);
                     for (v, l) in lw.iter_mut().enumerate() {
@@ -202,13 +212,15 @@ mod tests {
                         let wv = (*l - top).exp();
                         num += wv * q;
                         den += wv;
-                        *l += q.ln();
+                        if update {
+                            *l += q.ln();
+                        }
                     }
                     (num / den).ln()
                 };
-                let lr = mix(&mut lw_real, true);
-                let ls = mix(&mut lw_sim, false);
-                truth.push((lr - ls) as f32);
+                let mut prior = vec![0.0f64; p.users];
+                truth.population.push((mix(&mut prior, true, false) - mix(&mut prior, false, false)) as f32);
+                truth.exact.push((mix(&mut lw_real, true, true) - mix(&mut lw_sim, false, true)) as f32);
                 hist.push(y as f64 - 3.0);
                 e.actions.push(i as i64);
                 e.rewards.push(y as f32 / 5.0);
@@ -232,11 +244,31 @@ mod tests {
         sab / (saa.sqrt() * sbb.sqrt())
     }
 
-    /// Trains the classifiers on sim vs real episodes of a synthetic world with `gap`; returns Δr
-    /// on held-out sim transitions and their true log-density ratios.
-    fn fit(gap: f64, noise: f64, iterations: usize) -> (Vec<f32>, Vec<f32>) {
+    fn spearman(a: &[f32], b: &[f32]) -> f64 {
+        let rank = |v: &[f32]| {
+            let mut idx: Vec<usize> = (0..v.len()).collect();
+            idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+            let mut r = vec![0f32; v.len()];
+            for (k, &i) in idx.iter().enumerate() {
+                r[i] = k as f32;
+            }
+            r
+        };
+        pearson(&rank(a), &rank(b))
+    }
+
+    fn mean_sd(v: &[f32]) -> (f64, f64) {
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        (mean, (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt())
+    }
+
+    /// Trains the classifiers with input noise `noise` for `iterations` batches of 64 + 64 episodes
+    /// from 1500 sim and 1500 real episodes of 16 steps on a synthetic world with `users` users and
+    /// `gap`; returns Δr on 300 held-out sim episodes and their true ratios.
+    fn fit(users: usize, gap: f64, noise: f64, iterations: usize) -> (Vec<f32>, Truth) {
         let p = SynthParams::from_json(&serde_json::json!({
-            "users": 400, "sim_items": 120, "real_items": 1, "dim": 8, "polar": 1.0, "ratings_per_user": 4,
+            "users": users, "sim_items": 120, "real_items": 1, "dim": 8, "polar": 1.0, "ratings_per_user": 4,
             "gap": gap, "noise": 1.0, "seed": 5
         }))
         .unwrap();
@@ -270,32 +302,47 @@ mod tests {
 
     #[test]
     fn delta_r_is_near_zero_when_the_dynamics_are_the_same() {
-        let (dr, _) = fit(0.0, 1.0, 300);
-        let n = dr.len() as f64;
-        let mean = dr.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-        let sd = (dr.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt();
+        // Same world, noise and training budget as the correlation test below, gap 0. What spread
+        // is left is the classifiers' estimation error: std 0.23 (mean 0.03) against a true ratio of
+        // std 1.06 at gap 1. (At σ = 1, the `irs.train` default: std 0.09.)
+        let (dr, _) = fit(1, 0.0, 0.3, 1500);
+        let (mean, sd) = mean_sd(&dr);
         eprintln!("same dynamics: Δr mean {mean:.4}, std {sd:.4}");
-        assert!(mean.abs() < 0.1 && sd < 0.15, "Δr mean {mean}, std {sd}");
+        assert!(mean.abs() < 0.1 && sd < 0.3, "Δr mean {mean}, std {sd}");
     }
 
     #[test]
     fn delta_r_tracks_the_true_log_density_ratio_on_a_synthetic_world() {
-        let (dr, truth) = fit(1.0, 1.0, 1500);
-        let r = pearson(&dr, &truth);
-        let rank = |v: &[f32]| {
-            let mut idx: Vec<usize> = (0..v.len()).collect();
-            idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-            let mut r = vec![0f32; v.len()];
-            for (k, &i) in idx.iter().enumerate() {
-                r[i] = k as f32;
-            }
-            r
-        };
-        let rho = pearson(&rank(&dr), &rank(&truth));
-        eprintln!("gap 1.0: corr(Δr, true log ratio) = {r:.3} (Spearman {rho:.3})");
-        // The goal is 0.7; this classifier reaches about 0.5 (0.45 at σ = 0, 0.54 with 4×
-        // the data): the ratio depends on the user's latent affinity, which the state only holds
-        // through a posterior over 400 users the LSTM has to approximate. Asserted: clearly learned.
-        assert!(r >= 0.4, "correlation {r}");
+        // One user type: the state (the history) holds everything the dynamics depend on — the
+        // item's affinity (polarised in the real dynamics), the momentum window and the step
+        // (drift) — so the true ratio is a known function of what the classifiers see.
+        // Input noise σ = 0.3: the correlation is 0.59 at σ = 0 (the classifiers overfit), 0.73 at
+        // 0.1, 0.77–0.78 at 0.3, 0.70–0.73 at 0.5 (three data seeds each) and 0.54 at σ = 1, the
+        // `irs.train` default — which stays 1 because it gave the higher validation reward on the
+        // quickstart: a sharper Δr is not a better policy there (see irs_train.rs, `clf_noise`).
+        let (dr, truth) = fit(1, 1.0, 0.3, 1500);
+        let r = pearson(&dr, &truth.exact);
+        let (_, sd_true) = mean_sd(&truth.exact);
+        let (_, sd_dr) = mean_sd(&dr);
+        eprintln!(
+            "gap 1, observed state: corr(Δr, true log ratio) = {r:.3} (Spearman {:.3}); std true {sd_true:.3}, Δr {sd_dr:.3}",
+            spearman(&dr, &truth.exact)
+        );
+        assert!(r >= 0.7, "correlation {r}");
+    }
+
+    #[test]
+    fn with_latent_users_delta_r_tracks_the_population_ratio() {
+        // 400 users with latent factors: the exact ratio of a transition also depends on who the
+        // user is, which the history only reveals through a posterior over the users. The
+        // classifiers learn the population-level ratio (item, momentum, step) and little of the
+        // posterior: the exact figure is the harder, partially observed case.
+        let (dr, truth) = fit(400, 1.0, 0.3, 1500);
+        let exact = pearson(&dr, &truth.exact);
+        let population = pearson(&dr, &truth.population);
+        eprintln!(
+            "gap 1, 400 latent users: corr(Δr, exact ratio) = {exact:.3}, corr(Δr, population ratio) = {population:.3}"
+        );
+        assert!(population >= 0.7 && exact >= 0.4, "population {population}, exact {exact}");
     }
 }
