@@ -157,8 +157,9 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecParams) -> Result<Outputs, S
         return Err(StageError::Input(format!("sim vectors have {d} dimensions, real vectors {d2}")));
     }
     let d = d as i64;
-    let vs = nn::VarStore::new(dev);
+    let mut vs = nn::VarStore::new(tch::Device::Cpu);
     let m = seeded(p.seed, || Model::new(&vs.root(), d, p.hidden));
+    crate::torch::to_device(&mut [&mut vs], dev);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(p.seed);
     let mut opt = nn::Adam::default().build(&vs, p.lr).map_err(|e| StageError::Failed(e.to_string()))?;
     let n_sim = sim.y.size()[0];

@@ -368,9 +368,8 @@ pub fn train(
 ) -> Result<Trained, StageError> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let d = sim.items.size()[1];
-    let vs = nn::VarStore::new(device);
-    let mut tvs = nn::VarStore::new(device);
-    let cvs = nn::VarStore::new(device);
+    let cpu = tch::Device::Cpu;
+    let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
     let (net, target, clf) = crate::torch::seeded(o.seed, || {
         (
             QNet::new(&vs.root(), d, o.hidden),
@@ -378,6 +377,7 @@ pub fn train(
             o.delta_r.as_ref().map(|dr| crate::dynamics::DynClf::new(&cvs.root(), d, dr.hidden)),
         )
     });
+    crate::torch::to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
     tvs.copy(&vs).map_err(failed)?;
     let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(failed)?;
     let mut copt = match &o.delta_r {
@@ -954,5 +954,38 @@ mod tests {
         assert!(t.curves.iter().all(|c| c.dr_mean == 0.0 && c.dr_std == 0.0), "no rated sim step, no Δr");
         let t = train(&sim, 5, &reward, Some((&real, &logs)), &o, None, tch::Device::Cpu).unwrap();
         assert!(t.curves[5..].iter().any(|c| c.dr_std > 0.0));
+    }
+
+    /// CUDA and CPU training agree within float tolerance: the same initial weights (models are
+    /// built on the CPU, then moved), the same first TD loss, and the same greedy sessions. Needs a
+    /// CUDA device: skipped without one, unless `S2R_REQUIRE_CUDA` is set (scripts/gpu-check.sh
+    /// sets it, so on the GPU machine it cannot pass without running).
+    #[test]
+    fn cuda_training_matches_cpu() {
+        if !tch::Cuda::is_available() {
+            assert!(
+                std::env::var_os("S2R_REQUIRE_CUDA").is_none(),
+                "S2R_REQUIRE_CUDA is set and CUDA is not available"
+            );
+            eprintln!("no CUDA device: skipped");
+            return;
+        }
+        let (sim, real, logs) = tiny_world();
+        let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
+        let on = |dev: tch::Device| {
+            let (s, r) = (Domain::new(sim.items.to_device(dev)), Domain::new(real.items.to_device(dev)));
+            let t = train(&s, 5, &reward, Some((&r, &logs)), &tiny_options(true), None, dev).unwrap();
+            let sessions = greedy_with_feedback(&t.vs, &r, &[0, 1, 2, 3, 4], 8, 8, &|u, a| reward(u, a));
+            (t.curves, sessions)
+        };
+        let (cpu, cpu_sessions) = on(tch::Device::Cpu);
+        let (gpu, gpu_sessions) = on(tch::Device::Cuda(0));
+        let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(b.abs()).max(1e-12);
+        eprintln!("first TD loss: cpu {} cuda {}", cpu[0].td_loss, gpu[0].td_loss);
+        assert!(rel(cpu[0].td_loss, gpu[0].td_loss) < 1e-4, "first TD loss {} vs {}", cpu[0].td_loss, gpu[0].td_loss);
+        let worst = cpu.iter().zip(&gpu).map(|(a, b)| rel(a.td_loss, b.td_loss)).fold(0.0, f64::max);
+        eprintln!("largest relative TD-loss difference over {} iterations: {worst:.2e}", cpu.len());
+        assert!(worst < 1e-2, "TD losses diverge: {worst}");
+        assert_eq!(cpu_sessions, gpu_sessions, "greedy sessions");
     }
 }

@@ -23,6 +23,16 @@ pub fn seeded<T>(seed_value: u64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Moves every store (built on the CPU, typically inside [`seeded`]) to `device`. Models are
+/// initialised on the CPU and then moved because CUDA's generator draws other numbers than the
+/// CPU's for the same seed: built on the device, a CUDA run would start from other weights and
+/// could not match the CPU run's results.
+pub fn to_device(stores: &mut [&mut tch::nn::VarStore], device: tch::Device) {
+    for vs in stores {
+        vs.set_device(device);
+    }
+}
+
 /// The scalar value of a loss, or an error naming the loss and the iteration when it is NaN/inf.
 pub fn finite(t: &tch::Tensor, loss: &str, iteration: usize) -> Result<f64, StageError> {
     let v = t.double_value(&[]);
