@@ -204,9 +204,15 @@ impl Stage for ReportTable {
             return Err(StageError::Input("no summaries bound to `summary`".into()));
         }
         let ordered = ordered_methods(&cells, &p.order);
-        let mut cols: Vec<String> = cells.keys().map(|k| k.1.clone()).collect();
-        cols.sort();
-        cols.dedup();
+        // Columns in the order their summaries are bound: the pipeline's matrix order (the paper's
+        // Movie → TV, TV → OVA, OVA → Movie rather than alphabetical).
+        let mut cols: Vec<String> = Vec::new();
+        for (from, _) in inputs.all("summary") {
+            let c = p.columns.as_deref().and_then(|c| axes(from).get(c).cloned()).unwrap_or_default();
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
         let t = p.session_len;
         let headers = ["Reward".to_string(), format!("P@{t}"), format!("R@{t}"), format!("F1@{t}")];
         let mut table_cols: Vec<(String, Vec<String>)> =
@@ -307,7 +313,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ctx = Context::for_tests(dir.path());
         let mut inputs = Inputs::default();
-        for (pair, off) in [("A-B", 0.0), ("C-D", 0.1)] {
+        // C-D bound first: columns follow the binding order, not the alphabet.
+        for (pair, off) in [("C-D", 0.1), ("A-B", 0.0)] {
             for (seed, noise) in [(1, 0.00), (2, 0.02)] {
                 inputs.push("summary", format!("test[pair={pair},seed={seed}]"), summary("dqn_r", 0.10 + off + noise));
                 inputs.push(
@@ -322,6 +329,8 @@ mod tests {
         let Artifact::Table(t) = &out["table"] else { panic!() };
         let col = |n: &str| column::<StringArray>(t, "t", n).unwrap().clone();
         assert_eq!(col("method").value(0), "S2R-Rec");
+        let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(&names[..2], ["method", "C-D Reward"], "{names:?}");
         assert_eq!(col("A-B Reward").value(1), "0.1100 ± 0.1271"); // 0.10, 0.12: s = 0.01414, t = 12.706
                                                                    // The paired differences are exactly 0.02 for both seeds: 0.02 / 0.11 = +18.2%, zero-width CI.
         assert_eq!(col("A-B vs baseline").value(0), "+18.2% ± 0.0");
