@@ -203,24 +203,24 @@ mod tests {
                         break;
                     }
                 }
+                // p(y | v) for every user v under each dynamics, computed once per step.
+                let q = |real: bool| -> Vec<f64> { (0..p.users).map(|v| probs(v, real)[y - 1].max(1e-300)).collect() };
+                let (q_real, q_sim) = (q(true), q(false));
                 // log Σ_v w_v p(y | v) / Σ_v w_v for log-weights `lw`, which then take in y.
-                let mix = |lw: &mut [f64], real: bool, update: bool| -> f64 {
+                let mix = |lw: &mut [f64], q: &[f64]| -> f64 {
                     let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let (mut num, mut den) = (0.0, 0.0);
-                    for (v, l) in lw.iter_mut().enumerate() {
-                        let q = probs(v, real)[y - 1].max(1e-300);
+                    for (l, &qv) in lw.iter_mut().zip(q) {
                         let wv = (*l - top).exp();
-                        num += wv * q;
+                        num += wv * qv;
                         den += wv;
-                        if update {
-                            *l += q.ln();
-                        }
+                        *l += qv.ln();
                     }
                     (num / den).ln()
                 };
-                let mut prior = vec![0.0f64; p.users];
-                truth.population.push((mix(&mut prior, true, false) - mix(&mut prior, false, false)) as f32);
-                truth.exact.push((mix(&mut lw_real, true, true) - mix(&mut lw_sim, false, true)) as f32);
+                let mean_ln = |q: &[f64]| (q.iter().sum::<f64>() / q.len() as f64).ln();
+                truth.population.push((mean_ln(&q_real) - mean_ln(&q_sim)) as f32);
+                truth.exact.push((mix(&mut lw_real, &q_real) - mix(&mut lw_sim, &q_sim)) as f32);
                 hist.push(y as f64 - 3.0);
                 e.actions.push(i as i64);
                 e.rewards.push(y as f32 / 5.0);

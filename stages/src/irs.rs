@@ -617,27 +617,24 @@ pub fn run_train(
     };
     let logs = sessions(by_user);
     // The sim users' own logged sessions, for `clf_sim_data: logs`.
-    let sim_logs = (p.clf_sim_data == "logs")
-        .then(|| {
-            let mut by_user: std::collections::BTreeMap<u32, Vec<(i64, i64, f32)>> = Default::default();
-            for k in 0..sim_r.len() {
-                if let Some(&i) = sim_index.get(&sim_r.item[k]) {
-                    by_user.entry(sim_r.user[k]).or_default().push((sim_r.ts[k], i, sim_r.rating[k] / y_max));
-                }
+    let sim_logs = if p.clf_sim_data == "logs" {
+        let mut by_user: std::collections::BTreeMap<u32, Vec<(i64, i64, f32)>> = Default::default();
+        for k in 0..sim_r.len() {
+            if let Some(&i) = sim_index.get(&sim_r.item[k]) {
+                by_user.entry(sim_r.user[k]).or_default().push((sim_r.ts[k], i, sim_r.rating[k] / y_max));
             }
-            sessions(by_user)
-        })
-        .map(|l| {
-            if l.is_empty() {
-                Err(StageError::Data(format!(
-                    "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
-                    p.session_len
-                )))
-            } else {
-                Ok(l)
-            }
-        })
-        .transpose()?;
+        }
+        let l = sessions(by_user);
+        if l.is_empty() {
+            return Err(StageError::Data(format!(
+                "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
+                p.session_len
+            )));
+        }
+        Some(l)
+    } else {
+        None
+    };
     let opts = TrainOptions {
         iterations: p.iterations,
         batch: p.batch,
@@ -654,7 +651,7 @@ pub fn run_train(
             noise: p.clf_noise,
             hidden: p.clf_hidden,
             lr: p.clf_lr,
-            sim_logs: sim_logs.clone(),
+            sim_logs,
         }),
     };
     ctx.progress(0.0, "training");

@@ -270,11 +270,9 @@ impl Stage for ReportFigure {
     fn run(&self, ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p = parse(pv)?;
         let k = METRICS.iter().position(|m| *m == p.metric).expect("validated");
-        let cells = collect(inputs, Some(&p.x_axis), &p.seed_axis)?;
+        let (cells, mut groups) = collect(inputs, Some(&p.x_axis), &p.seed_axis)?;
         let ordered = ordered_methods(&cells, &p.order);
-        let mut groups: Vec<String> = cells.keys().map(|c| c.1.clone()).collect();
         groups.sort();
-        groups.dedup();
         if groups.iter().all(|g| g.parse::<f64>().is_ok()) {
             groups.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
         }

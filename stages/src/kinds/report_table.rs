@@ -136,9 +136,12 @@ pub struct ReportTable;
 /// (method, column) → seed → [reward, precision, recall, f1].
 pub type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
 
-/// Groups every bound `summary` by method, the `columns` axis value and the `seed_axis` value.
-pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Result<Cells, StageError> {
+/// Groups every bound `summary` by method, the `columns` axis value and the `seed_axis` value;
+/// also returns the column values in the order their summaries are bound (the pipeline's matrix
+/// order).
+pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Result<(Cells, Vec<String>), StageError> {
     let mut cells: Cells = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
     for (from, art) in inputs.all("summary") {
         let t = art.table("summary")?;
         let methods = column::<StringArray>(t, "summary", "method")?;
@@ -153,6 +156,9 @@ pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Resul
                 .ok_or_else(|| StageError::Input(format!("`{from}` has no `{c}` matrix value (the `columns` axis)")))?,
             None => String::new(),
         };
+        if !order.contains(&col) {
+            order.push(col.clone());
+        }
         let seed = ax.get(seed_axis).cloned().unwrap_or_default();
         let mut vals = [0.0; 4];
         for (k, m) in METRICS.iter().enumerate() {
@@ -169,7 +175,7 @@ pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Resul
     if cells.is_empty() {
         return Err(StageError::Input("no summaries bound to `summary`".into()));
     }
-    Ok(cells)
+    Ok((cells, order))
 }
 
 impl Stage for ReportTable {
@@ -199,20 +205,12 @@ impl Stage for ReportTable {
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;
-        let cells = collect(inputs, p.columns.as_deref(), &p.seed_axis)?;
+        // Columns in binding order: the paper's Movie → TV, TV → OVA, OVA → Movie, not alphabetical.
+        let (cells, cols) = collect(inputs, p.columns.as_deref(), &p.seed_axis)?;
         if cells.is_empty() {
             return Err(StageError::Input("no summaries bound to `summary`".into()));
         }
         let ordered = ordered_methods(&cells, &p.order);
-        // Columns in the order their summaries are bound: the pipeline's matrix order (the paper's
-        // Movie → TV, TV → OVA, OVA → Movie rather than alphabetical).
-        let mut cols: Vec<String> = Vec::new();
-        for (from, _) in inputs.all("summary") {
-            let c = p.columns.as_deref().and_then(|c| axes(from).get(c).cloned()).unwrap_or_default();
-            if !cols.contains(&c) {
-                cols.push(c);
-            }
-        }
         let t = p.session_len;
         let headers = ["Reward".to_string(), format!("P@{t}"), format!("R@{t}"), format!("F1@{t}")];
         let mut table_cols: Vec<(String, Vec<String>)> =
