@@ -9,12 +9,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use s2r_stages::kinds::data_synth::{generate, SynthParams};
+use s2r_stages::data::synth::generate;
+use s2r_stages::kinds::data_synth::config as synth_config;
 
 fn write_dataset(dir: &Path, rows: usize) -> (usize, u64) {
     std::fs::create_dir_all(dir).unwrap();
     let users = 162_541usize.min(rows / 20).max(10);
-    let p = SynthParams::from_json(&serde_json::json!({
+    let p = synth_config(&serde_json::json!({
         "users": users,
         "sim_items": 31000,
         "real_items": 28000,

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
-use s2r_stages::kmeans::{kmeans, Options};
+use s2r_stages::numerics::kmeans::{kmeans, Options};
 
 fn main() {
     let (n, d, k) = (100_000, 32, 10);

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
-use s2r_stages::linalg::{symmetric_eigen, Csr};
-use s2r_stages::svd::randomized_svd;
+use s2r_stages::numerics::linalg::{symmetric_eigen, Csr};
+use s2r_stages::numerics::svd::randomized_svd;
 
 fn random_sparse(m: usize, n: usize, nnz: usize, seed: u64) -> Csr {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{unbounded, Sender};
-use s2r_stages::device::{cap_threads, global_fingerprint, Device};
+use s2r_stages::api::device::{cap_threads, global_fingerprint, Device};
 use s2r_stages::{Context, Inputs, Registry};
 use serde_json::Value;
 
@@ -42,7 +42,7 @@ impl Default for ExecOptions {
     fn default() -> Self {
         Self {
             jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            gpus: s2r_stages::device::cuda_device_count(),
+            gpus: s2r_stages::api::device::cuda_device_count(),
             cancel: Arc::new(AtomicBool::new(false)),
             remote: None,
             push: false,
@@ -284,7 +284,7 @@ impl Job<'_> {
             Err(e) => return fail(result, format!("cannot create a scratch dir: {e}")),
         };
         let txp = tx.clone();
-        let progress: s2r_stages::stage::ProgressFn = Arc::new(move |f, m: &str| {
+        let progress: s2r_stages::api::context::ProgressFn = Arc::new(move |f, m: &str| {
             let _ = txp.send(Msg::Progress(idx, f, m.to_string()));
         });
         let ctx = Context::new(scratch.path().to_path_buf(), threads, device, progress, self.opts.cancel.clone());

@@ -274,7 +274,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Plan { p, json } => {
             let graph = load_graph(&p, &registry)?;
             let store = open_store(&cli.cache_dir)?;
-            let pl = plan(&graph, &registry, &store, s2r_stages::device::cuda_device_count());
+            let pl = plan(&graph, &registry, &store, s2r_stages::api::device::cuda_device_count());
             if json {
                 println!("{}", serde_json::to_string_pretty(&pl)?);
             } else {
@@ -381,7 +381,7 @@ fn resolve_output(
         .into());
     }
     let store = open_store(cache)?;
-    let pl = plan(&graph, registry, &store, s2r_stages::device::cuda_device_count());
+    let pl = plan(&graph, registry, &store, s2r_stages::api::device::cuda_device_count());
     let item = &pl.stages[i];
     if item.action != Action::Cached {
         bail!(

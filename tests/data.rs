@@ -7,11 +7,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use s2r_pipe::store::encode;
-use s2r_stages::kinds::data_split::split;
-use s2r_stages::kinds::data_synth::{generate, SynthParams};
-use s2r_stages::ratings::{Items, Ratings};
+use s2r_stages::data::items::Items;
+use s2r_stages::data::ratings::Ratings;
+use s2r_stages::data::split::SplitResult;
+use s2r_stages::data::synth::{generate, World};
+use s2r_stages::data::table::counter;
+use s2r_stages::kinds::data_split::config as split_config;
+use s2r_stages::kinds::data_synth::config as synth_config;
 use s2r_stages::registry::Registry;
-use s2r_stages::table::counter;
 use s2r_stages::{Artifact, Context, Inputs, Outputs, StageError};
 use serde_json::json;
 
@@ -153,7 +156,12 @@ fn dat_files_duplicates_and_non_utf8_titles() {
     assert!(items.title[0].starts_with("Caf"));
 }
 
-fn ml_split(params: serde_json::Value) -> Result<s2r_stages::kinds::data_split::SplitResult, StageError> {
+/// `data.split`'s params checked as the stage checks them, then the library split.
+fn split(r: &Ratings, items: &Items, params: &serde_json::Value) -> Result<SplitResult, StageError> {
+    s2r_stages::data::split::split(r, items, &split_config(params)?)
+}
+
+fn ml_split(params: serde_json::Value) -> Result<SplitResult, StageError> {
     let (r, items, _) = load("data.movielens", &ml_small()).unwrap();
     split(&r, &items, &params)
 }
@@ -228,8 +236,8 @@ fn split_errors_name_the_parameter() {
     assert!(e.contains("are required"), "{e}");
 }
 
-fn world(gap: f64) -> s2r_stages::kinds::data_synth::World {
-    let p = SynthParams::from_json(&json!({"users": 400, "gap": gap, "seed": 3})).unwrap();
+fn world(gap: f64) -> World {
+    let p = synth_config(&json!({"users": 400, "gap": gap, "seed": 3})).unwrap();
     generate(&p)
 }
 
@@ -251,7 +259,7 @@ fn the_synthetic_world_has_the_stated_shape_and_gap_direction() {
     assert!((mean_per_user - p.ratings_per_user).abs() < 0.15 * p.ratings_per_user, "{mean_per_user}");
     assert!(w0.ratings.rating.iter().all(|&y| (1.0..=5.0).contains(&y) && y.fract() == 0.0));
     let w1 = world(1.0);
-    let part = |w: &s2r_stages::kinds::data_synth::World, real: bool| -> Vec<f32> {
+    let part = |w: &World, real: bool| -> Vec<f32> {
         (0..w.ratings.len()).filter(|&k| is_real(w.ratings.item[k]) == real).map(|k| w.ratings.rating[k]).collect()
     };
     // Sim ratings do not depend on the gap; real ratings spread out (polarisation) as it grows.
@@ -263,7 +271,7 @@ fn the_synthetic_world_has_the_stated_shape_and_gap_direction() {
         std_of(&part(&w0, true))
     );
     // Drift: late-session real ratings fall relative to early ones when the gap is on.
-    let early_late = |w: &s2r_stages::kinds::data_synth::World| {
+    let early_late = |w: &World| {
         let (mut early, mut late) = (vec![], vec![]);
         let mut count = std::collections::HashMap::<u32, usize>::new();
         for k in 0..w.ratings.len() {
@@ -291,7 +299,7 @@ fn group_mode_split_shares_one_pool_between_user_groups() {
     let items = Items::from_batch(&table(&o, "items"), "i").unwrap();
     // Users by id mod 3: group 1 = sim, group 0 = real, group 2 = unused.
     let users: Vec<u32> = (1..=610).collect();
-    let groups = s2r_stages::table::batch(vec![
+    let groups = s2r_stages::data::table::batch(vec![
         ("user", std::sync::Arc::new(arrow::array::UInt32Array::from(users.clone()))),
         (
             "group",
@@ -349,10 +357,7 @@ fn r2(out: &Outputs, n: &str) -> Ratings {
 fn a_shared_pool_world_has_two_user_kinds_and_an_oracle_trajectory() {
     let gen = |gap: f64| {
         generate(
-            &SynthParams::from_json(
-                &json!({"users": 200, "sim_items": 50, "shared_pool": true, "gap": gap, "seed": 4}),
-            )
-            .unwrap(),
+            &synth_config(&json!({"users": 200, "sim_items": 50, "shared_pool": true, "gap": gap, "seed": 4})).unwrap(),
         )
     };
     let w = gen(1.5);

@@ -12,10 +12,10 @@ use s2r_pipe::graph::Graph;
 use s2r_pipe::plan::plan;
 use s2r_pipe::spec::parse_pipeline;
 use s2r_pipe::store::Store;
+use s2r_stages::data::table::{batch, column};
 use s2r_stages::kinds::util::{Sequence, Sum};
-use s2r_stages::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use s2r_stages::table::{batch, column};
 use s2r_stages::{Artifact, Inputs, Outputs, Registry, StageError};
+use s2r_stages::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
 use serde_json::Value;
 
 /// `test.scale`: multiplies column x by a factor baked into the code (a stand-in for an edit).

@@ -37,7 +37,7 @@ pub fn decode(hash: &str, ext: &str, bytes: Vec<u8>) -> Result<Artifact, StoreEr
     let codec = |m: String| StoreError::Codec { what: hash.to_string(), message: m };
     match ext {
         "safetensors" => Ok(Artifact::Weights(bytes)),
-        ext if s2r_stages::artifact::FILE_EXTENSIONS.contains(&ext) => {
+        ext if s2r_stages::api::artifact::FILE_EXTENSIONS.contains(&ext) => {
             Ok(Artifact::File { ext: ext.to_string(), bytes })
         }
         "parquet" => {

@@ -1,5 +1,14 @@
-//! `s2r-stages`: the [`Stage`] trait, the [`Registry`] of built-in stages and every stage
-//! implementation (data, split, stats, synthetic world, engine-test utilities).
+//! `s2r-stages`: the stage API, the registry of built-in stages, and the library they adapt.
+//!
+//! Layers (each folder one role; `tests/layering.rs` checks the rules):
+//! - [`api`]: what a stage is — the [`Stage`] trait, [`Context`], artifacts, params, errors, devices;
+//! - [`registry`], [`fingerprint`]: kind name → stage and its build-time code fingerprint;
+//! - the library: [`data`] (ratings, items, tables, parsers, sessions, split, synthetic world),
+//!   [`numerics`] (linear algebra, SVD, k-means, statistics), [`eval`] (metrics and tables),
+//!   [`report`] (summaries and charts), [`neural`] (DARec and the interactive recommender, with
+//!   libtorch behind the `torch` feature);
+//! - [`kinds`]: one thin adapter per stage kind. The library never imports a kind, and a kind
+//!   never imports another kind.
 //!
 //! A stage is a pure function of its inputs and params: it receives Arrow data and returns Arrow
 //! data (and model weights). It never prints, hashes, or touches files outside the scratch
@@ -7,34 +16,22 @@
 //! petgraph, no cache here: those live in the engine.
 #![deny(missing_docs)]
 
-pub mod artifact;
-#[cfg(feature = "torch")]
-pub mod darec;
-pub mod device;
-#[cfg(feature = "torch")]
-pub mod dynamics;
-pub mod error;
+pub mod api;
+pub mod data;
+pub mod eval;
 pub mod fingerprint;
-#[cfg(feature = "torch")]
-pub mod irs;
 pub mod kinds;
-pub mod kmeans;
-pub mod linalg;
-pub mod metrics;
-pub mod params;
-pub mod ratings;
+pub mod neural;
+pub mod numerics;
 pub mod registry;
-pub mod stage;
-pub mod svd;
-pub mod table;
-pub mod text;
-#[cfg(feature = "torch")]
-pub mod torch;
+pub mod report;
 
-pub use artifact::{Artifact, Inputs, Outputs};
-pub use error::StageError;
+pub use api::artifact::{Artifact, Inputs, Outputs};
+pub use api::context::Context;
+pub use api::docs::{InputDoc, OutputDoc, ParamDoc};
+pub use api::error::StageError;
+pub use api::stage::Stage;
 pub use registry::{Registered, Registry};
-pub use stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
 /// The libtorch bindings the neural stages use (for benchmarks and tests of dependents).
 #[cfg(feature = "torch")]
 pub use tch;

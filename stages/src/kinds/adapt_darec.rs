@@ -10,61 +10,18 @@
 //! oscillate and the adapted vectors end up more separable, not less).
 //! Needs the `torch` feature (libtorch); without it the stage fails with a clear message.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
+use crate::api::artifact::{Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::neural::darec::config::DarecConfig;
 
 /// The DARec stage.
 pub struct Darec;
-
-/// DARec params.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct DarecParams {
-    /// Passes over the observed ratings.
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    /// Ratings per minibatch (per domain).
-    #[serde(default = "d_batch")]
-    pub batch: usize,
-    /// Adam learning rate.
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Weight of the domain loss.
-    #[serde(default = "d_one")]
-    pub dom_weight: f64,
-    /// Learning rate of the domain classifiers relative to `lr`.
-    #[serde(default = "d_disc")]
-    pub disc_lr_mult: f64,
-    /// Hidden width of the domain classifiers.
-    #[serde(default = "d_hidden")]
-    pub hidden: i64,
-    /// Seed.
-    #[serde(default)]
-    pub seed: u64,
-}
-fn d_epochs() -> usize {
-    20
-}
-fn d_batch() -> usize {
-    512
-}
-fn d_lr() -> f64 {
-    1e-3
-}
-fn d_one() -> f64 {
-    1.0
-}
-fn d_disc() -> f64 {
-    20.0
-}
-fn d_hidden() -> i64 {
-    64
-}
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "epochs", ty: "integer ≥ 1", default: Some("20"), help: "passes over the ratings" },
@@ -76,15 +33,11 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
 
-impl DarecParams {
-    /// From JSON, validated.
-    pub fn from_json(v: &Value) -> Result<Self, StageError> {
-        let p: DarecParams = params::parse(v, PARAMS)?;
-        if p.epochs == 0 || p.batch == 0 || p.hidden < 1 || p.lr <= 0.0 || p.dom_weight < 0.0 || p.disc_lr_mult <= 0.0 {
-            return Err(params::invalid("`epochs`, `batch`, `hidden` must be ≥ 1, `lr` > 0, `dom_weight` ≥ 0", PARAMS));
-        }
-        Ok(p)
-    }
+/// Parses and checks `adapt.darec` params (also for tests).
+pub fn config(v: &Value) -> Result<DarecConfig, StageError> {
+    let p: DarecConfig = params::parse(v, PARAMS)?;
+    p.check().map_err(|m| params::invalid(m, PARAMS))?;
+    Ok(p)
 }
 
 impl Stage for Darec {
@@ -121,13 +74,13 @@ impl Stage for Darec {
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
-        DarecParams::from_json(p).map(|_| ())
+        config(p).map(|_| ())
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
-        let p = DarecParams::from_json(p)?;
+        let p = config(p)?;
         #[cfg(feature = "torch")]
         {
-            crate::darec::run(ctx, inputs, &p)
+            crate::neural::darec::train::run(ctx, inputs, &p)
         }
         #[cfg(not(feature = "torch"))]
         {

@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::loader::{header, map, report, require};
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::ratings::{Items, Ratings};
-use crate::stage::{Context, OutputDoc, ParamDoc, Stage};
-use crate::text::{csv_fields, parse_f32, parse_i64, parse_lines, parse_u32, split_exact};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::items::Items;
+use crate::data::loader::{header, map, report, require};
+use crate::data::ratings::Ratings;
+use crate::data::text::{csv_fields, parse_f32, parse_i64, parse_lines, parse_u32, split_exact};
 
 /// The MovieLens loader.
 pub struct MovieLens;

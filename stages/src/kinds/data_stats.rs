@@ -9,11 +9,13 @@ use arrow::array::{ArrayRef, Int64Array, StringArray, UInt32Array};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, column, counter};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::table::{batch, column, counter};
 
 /// The stats stage.
 pub struct Stats;

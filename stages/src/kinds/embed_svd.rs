@@ -6,21 +6,21 @@
 //! with zeros to one common width so ⟨u^S, v^R⟩ (the MF baseline) is defined. Items of a pool that
 //! have no training rating get zero vectors.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::linalg::Csr;
-use crate::params;
-use crate::ratings::Ratings;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::svd::randomized_svd;
-use crate::table::{batch, column, vectors};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::ratings::Ratings;
+use crate::data::table::{batch, column, vectors};
+use crate::numerics::factorize::factorize;
 
 /// The SVD stage.
 pub struct EmbedSvd;
@@ -53,54 +53,6 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "power_iters", ty: "integer", default: Some("3"), help: "power iterations" },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed of the random projection" },
 ];
-
-/// One domain's factors.
-pub struct Factors {
-    /// Row ids (users), sorted.
-    pub users: Vec<u32>,
-    /// Column ids (the item pool), sorted.
-    pub items: Vec<u32>,
-    /// Rank used.
-    pub k: usize,
-    /// UΣ^½, row-major users × k.
-    pub user_vecs: Vec<f64>,
-    /// VΣ^½, row-major items × k.
-    pub item_vecs: Vec<f64>,
-    /// Singular values.
-    pub singular: Vec<f64>,
-}
-
-/// Factorizes `ratings` restricted to the `items` pool.
-pub fn factorize(
-    ratings: &Ratings,
-    items: &[u32],
-    dim: usize,
-    oversample: usize,
-    power_iters: usize,
-    seed: u64,
-) -> Factors {
-    let users: Vec<u32> = ratings.user.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
-    let urow = |u: u32| users.binary_search(&u).expect("user of these ratings") as u32;
-    let mut t = Vec::with_capacity(ratings.len());
-    for k in 0..ratings.len() {
-        if let Ok(c) = items.binary_search(&ratings.item[k]) {
-            t.push((urow(ratings.user[k]), c as u32, f64::from(ratings.rating[k])));
-        }
-    }
-    let a = Csr::from_triplets(users.len(), items.len(), t);
-    let svd = randomized_svd(&a, dim, oversample, power_iters, seed);
-    let k = svd.s.len();
-    let scale: Vec<f64> = svd.s.iter().map(|s| s.sqrt()).collect();
-    let mut user_vecs = svd.u.data;
-    for (i, x) in user_vecs.iter_mut().enumerate() {
-        *x *= scale[i % k.max(1)];
-    }
-    let mut item_vecs = svd.v.data;
-    for (i, x) in item_vecs.iter_mut().enumerate() {
-        *x *= scale[i % k.max(1)];
-    }
-    Factors { users, items: items.to_vec(), k, user_vecs, item_vecs, singular: svd.s }
-}
 
 fn padded(flat: &[f64], k: usize, width: usize) -> Vec<f32> {
     let rows = flat.len().checked_div(k).unwrap_or(0);

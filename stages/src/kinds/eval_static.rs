@@ -1,24 +1,27 @@
 //! `eval.static`: non-interactive baselines on test users (design.md §6, Methods and Evaluation):
 //! `mf` / `darec` (greedy by ⟨u^S, v^R⟩ with raw or adapted vectors), `random` and `popular`
 //! (most rated in D_real). Each test user gets T recommendations from the real pool without
-//! repeats; metrics come from the shared [`metrics`](crate::metrics) module.
+//! repeats; metrics come from the shared [`metrics`](crate::eval::metrics) module.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow::array::{Float64Array, StringArray, UInt32Array};
+use arrow::array::UInt32Array;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::metrics::{session, summarize, Rule, SessionMetrics};
-use crate::params;
-use crate::ratings::Ratings;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, column, read_vectors};
+use crate::api::artifact::{Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::ratings::Ratings;
+use crate::data::sessions::ratings_by_user;
+use crate::data::table::{column, read_vectors};
+use crate::eval::metrics::{infer_y_max, session, Rule, SessionMetrics};
+use crate::eval::tables::{metric_tables, METRIC_OUTPUTS};
 
 /// The static evaluator.
 pub struct EvalStatic;
@@ -122,15 +125,11 @@ impl Stage for EvalStatic {
             .iter()
             .map(|&c| f64::from(c))
             .collect();
-        let observed_max = test.rating.iter().copied().fold(0.0f32, f32::max);
-        let mut rule = Rule::for_scale(p.rating_max.unwrap_or(if observed_max <= 5.0 { 5.0 } else { 10.0 }));
+        let mut rule = Rule::for_scale(p.rating_max.unwrap_or_else(|| infer_y_max([&test])));
         if let Some(r) = p.relevant_above {
             rule.relevant_above = r;
         }
-        let mut by_user: std::collections::BTreeMap<u32, HashMap<u32, f32>> = Default::default();
-        for k in 0..test.len() {
-            by_user.entry(test.user[k]).or_default().insert(test.item[k], test.rating[k]);
-        }
+        let by_user = ratings_by_user(&test);
         let vecs = if matches!(p.method.as_str(), "mf" | "darec") {
             if !inputs.has("user_vecs") || !inputs.has("item_vecs") {
                 return Err(StageError::Input(format!(
@@ -184,33 +183,4 @@ impl Stage for EvalStatic {
         }
         metric_tables(&p.method, &rows)
     }
-}
-
-/// The outputs [`metric_tables`] produces (every evaluator declares these).
-pub const METRIC_OUTPUTS: &[OutputDoc] = &[
-    OutputDoc { name: "per_user", help: "user, reward, precision, recall, f1, relevant" },
-    OutputDoc { name: "summary", help: "method, users, reward, precision, recall, f1" },
-];
-
-/// The `per_user` and `summary` outputs every evaluator produces.
-pub fn metric_tables(method: &str, rows: &[(u32, SessionMetrics)]) -> Result<Outputs, StageError> {
-    let sessions: Vec<SessionMetrics> = rows.iter().map(|r| r.1).collect();
-    let s = summarize(&sessions);
-    let per_user = batch(vec![
-        ("user", Arc::new(UInt32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()))),
-        ("reward", Arc::new(Float64Array::from(sessions.iter().map(|s| s.reward).collect::<Vec<_>>()))),
-        ("precision", Arc::new(Float64Array::from(sessions.iter().map(|s| s.precision).collect::<Vec<_>>()))),
-        ("recall", Arc::new(Float64Array::from(sessions.iter().map(|s| s.recall).collect::<Vec<_>>()))),
-        ("f1", Arc::new(Float64Array::from(sessions.iter().map(|s| s.f1).collect::<Vec<_>>()))),
-        ("relevant", Arc::new(UInt32Array::from(sessions.iter().map(|s| s.relevant as u32).collect::<Vec<_>>()))),
-    ])?;
-    let summary = batch(vec![
-        ("method", Arc::new(StringArray::from(vec![method.to_string()]))),
-        ("users", Arc::new(UInt32Array::from(vec![s.users as u32]))),
-        ("reward", Arc::new(Float64Array::from(vec![s.reward]))),
-        ("precision", Arc::new(Float64Array::from(vec![s.precision]))),
-        ("recall", Arc::new(Float64Array::from(vec![s.recall]))),
-        ("f1", Arc::new(Float64Array::from(vec![s.f1]))),
-    ])?;
-    Ok(Outputs::from([("per_user".into(), Artifact::Table(per_user)), ("summary".into(), Artifact::Table(summary))]))
 }

@@ -1,4 +1,4 @@
-//! `irs.train` and `irs.eval`: the interactive recommender (LSTM-DQN, see `irs.rs`).
+//! `irs.train`: the interactive recommender (LSTM-DQN, see `neural/irs/`).
 //!
 //! A method is the item vectors the pipeline binds plus the training rule (design.md §6):
 //! - `dqn_r` (DQN-R): MF vectors, no Δr.
@@ -13,122 +13,15 @@
 //!
 //! Needs the `torch` feature.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-
-/// Training params.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct TrainParams {
-    /// `dqn_r` or `s2r_no_dyn`.
-    pub method: String,
-    /// Gradient steps.
-    #[serde(default = "d_iters")]
-    pub iterations: usize,
-    /// Episodes per batch.
-    #[serde(default = "d_batch")]
-    pub batch: usize,
-    /// Session length T.
-    #[serde(default = "d_t")]
-    pub session_len: usize,
-    /// Discount γ.
-    #[serde(default = "d_gamma")]
-    pub gamma: f64,
-    /// Adam learning rate.
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Target network refresh period.
-    #[serde(default = "d_target")]
-    pub target_every: usize,
-    /// A real-log batch every this many iterations (0 = never).
-    #[serde(default = "d_k")]
-    pub k_interval: usize,
-    /// LSTM width.
-    #[serde(default = "d_hidden")]
-    pub hidden: i64,
-    /// Rating scale maximum y_max (default: 5 if every rating ≤ 5, else 10).
-    #[serde(default)]
-    pub rating_max: Option<f32>,
-    /// Seed.
-    #[serde(default)]
-    pub seed: u64,
-    /// r̃ = r + α·Δr (Δr methods).
-    #[serde(default = "d_alpha")]
-    pub alpha: f64,
-    /// Iterations before Δr is applied.
-    #[serde(default = "d_warmup")]
-    pub delta_r_warmup: usize,
-    /// Std of the Gaussian noise on the classifiers' inputs while training them. 1 by default:
-    /// σ = 0.3 estimates the true ratio better on synthetic worlds (dynamics.rs tests) but gave a
-    /// lower validation reward on the quickstart in every run we compared (README, "Decisions").
-    #[serde(default = "d_noise")]
-    pub clf_noise: f64,
-    /// Classifier width.
-    #[serde(default = "d_clf_hidden")]
-    pub clf_hidden: i64,
-    /// Classifier learning rate.
-    #[serde(default = "d_clf_lr")]
-    pub clf_lr: f64,
-    /// What the classifiers compare with the real logs: `rollouts` (sim replay) or `logs`.
-    #[serde(default = "d_clf_sim")]
-    pub clf_sim_data: String,
-    /// Weight of L_dom in joint training.
-    #[serde(default = "d_dom")]
-    pub dom_weight: f64,
-}
-fn d_alpha() -> f64 {
-    0.8
-}
-fn d_warmup() -> usize {
-    200
-}
-fn d_noise() -> f64 {
-    1.0
-}
-fn d_clf_hidden() -> i64 {
-    32
-}
-fn d_clf_lr() -> f64 {
-    1e-3
-}
-fn d_clf_sim() -> String {
-    "rollouts".into()
-}
-fn d_dom() -> f64 {
-    0.1
-}
-fn d_iters() -> usize {
-    1000
-}
-fn d_batch() -> usize {
-    32
-}
-fn d_t() -> usize {
-    32
-}
-fn d_gamma() -> f64 {
-    0.9
-}
-fn d_lr() -> f64 {
-    3e-4
-}
-fn d_target() -> usize {
-    100
-}
-fn d_k() -> usize {
-    3
-}
-fn d_hidden() -> i64 {
-    64
-}
-
-/// Methods of `irs.train`.
-pub const METHODS: &[&str] = &["dqn_r", "s2r_no_dyn", "s2r_no_rep", "s2r_no_joint", "s2r", "oracle"];
+use crate::api::artifact::{Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::neural::irs::config::TrainConfig;
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc {
@@ -166,38 +59,11 @@ const PARAMS: &[ParamDoc] = &[
     },
 ];
 
-impl TrainParams {
-    /// Whether the method corrects sim rewards by Δr.
-    pub fn has_delta_r(&self) -> bool {
-        matches!(self.method.as_str(), "s2r_no_rep" | "s2r_no_joint" | "s2r")
-    }
-
-    /// From JSON, validated.
-    pub fn from_json(v: &Value) -> Result<Self, StageError> {
-        let p: TrainParams = params::parse(v, PARAMS)?;
-        if !METHODS.contains(&p.method.as_str()) {
-            return Err(params::invalid(format!("unknown method `{}`; `irs.train` has {METHODS:?}", p.method), PARAMS));
-        }
-        if p.iterations == 0
-            || p.batch == 0
-            || p.session_len == 0
-            || p.hidden < 1
-            || p.lr <= 0.0
-            || !(0.0..1.0).contains(&p.gamma)
-            || !p.alpha.is_finite()
-            || p.clf_noise < 0.0
-            || p.clf_hidden < 1
-            || p.clf_lr <= 0.0
-            || p.dom_weight < 0.0
-            || !["rollouts", "logs"].contains(&p.clf_sim_data.as_str())
-        {
-            return Err(params::invalid(
-                "`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight` ≥ 0, `clf_sim_data` rollouts or logs",
-                PARAMS,
-            ));
-        }
-        Ok(p)
-    }
+/// Parses and checks `irs.train` params.
+pub fn train_config(v: &Value) -> Result<TrainConfig, StageError> {
+    let p: TrainConfig = params::parse(v, PARAMS)?;
+    p.check().map_err(|m| params::invalid(m, PARAMS))?;
+    Ok(p)
 }
 
 /// The training stage.
@@ -263,13 +129,13 @@ impl Stage for IrsTrain {
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
-        TrainParams::from_json(p).map(|_| ())
+        train_config(p).map(|_| ())
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
-        let p = TrainParams::from_json(p)?;
+        let p = train_config(p)?;
         #[cfg(feature = "torch")]
         {
-            crate::irs::run_train(ctx, inputs, &p)
+            crate::neural::irs::io::run_train(ctx, inputs, &p)
         }
         #[cfg(not(feature = "torch"))]
         {
@@ -278,81 +144,6 @@ impl Stage for IrsTrain {
                 "`irs.train` needs libtorch: build s2r-pipe with `--features torch` (scripts/setup.sh installs it)"
                     .into(),
             ))
-        }
-    }
-}
-
-/// Evaluation params.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct EvalParams {
-    /// Label in the summary.
-    pub method: String,
-    /// Relevance threshold (default: the dataset rule).
-    #[serde(default)]
-    pub relevant_above: Option<f32>,
-}
-
-const EVAL_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "method", ty: "string", default: None, help: "label of the summary row" },
-    ParamDoc {
-        name: "relevant_above",
-        ty: "number",
-        default: Some("3 for y_max 5, 5 for 10"),
-        help: "relevance threshold",
-    },
-];
-
-/// The evaluation stage: greedy sessions for test (or validation) users.
-pub struct IrsEval;
-
-impl Stage for IrsEval {
-    fn kind(&self) -> &'static str {
-        "irs.eval"
-    }
-    fn about(&self) -> &'static str {
-        "greedy T-step sessions of a trained policy for test or validation users; needs the torch feature"
-    }
-    fn source(&self) -> &'static str {
-        file!()
-    }
-    fn params(&self) -> &'static [ParamDoc] {
-        EVAL_PARAMS
-    }
-    fn inputs(&self) -> &'static [InputDoc] {
-        &[
-            InputDoc {
-                name: "test",
-                required: true,
-                many: false,
-                help: "split.test (or split.val for model selection)",
-            },
-            InputDoc {
-                name: "real_item_vecs",
-                required: true,
-                many: false,
-                help: "irs.train real_item_vecs: the vectors the policy was trained with",
-            },
-            InputDoc { name: "weights", required: true, many: false, help: "irs.train weights" },
-            InputDoc { name: "model", required: true, many: false, help: "irs.train model" },
-        ]
-    }
-    fn outputs(&self) -> &'static [OutputDoc] {
-        crate::kinds::eval_static::METRIC_OUTPUTS
-    }
-    fn validate(&self, p: &Value) -> Result<(), StageError> {
-        params::parse::<EvalParams>(p, EVAL_PARAMS).map(|_| ())
-    }
-    fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
-        let p: EvalParams = params::parse(p, EVAL_PARAMS)?;
-        #[cfg(feature = "torch")]
-        {
-            crate::irs::run_eval(ctx, inputs, &p)
-        }
-        #[cfg(not(feature = "torch"))]
-        {
-            let _ = (ctx, inputs, p);
-            Err(StageError::Failed("`irs.eval` needs libtorch: build s2r-pipe with `--features torch`".into()))
         }
     }
 }

@@ -19,12 +19,16 @@ use arrow::array::{Float64Array, StringArray, UInt32Array};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::kinds::select_best::axes;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, column, f64_column};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::table::batch;
+use crate::eval::metrics::Metric;
+use crate::numerics::stats::mean_ci;
+use crate::report::summaries::{collect, ordered_methods, paired};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,65 +65,6 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T in the headers" },
 ];
 
-/// Two-sided 95% Student-t critical values for 1..=30 degrees of freedom.
-const T975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
-    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
-
-/// Mean and 95% CI half-width (NaN for fewer than two values).
-pub fn mean_ci(v: &[f64]) -> (f64, f64) {
-    let n = v.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = v.iter().sum::<f64>() / n as f64;
-    if n < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let t = T975.get(n - 2).copied().unwrap_or(1.96);
-    (mean, t * (var / n as f64).sqrt())
-}
-
-/// The methods of `cells`: those named in `order` first (in that order), then the rest sorted.
-pub fn ordered_methods(cells: &Cells, order: &[String]) -> Vec<String> {
-    let mut methods: Vec<String> = cells.keys().map(|k| k.0.clone()).collect();
-    methods.dedup();
-    let mut ordered: Vec<String> = order.iter().filter(|m| methods.contains(m)).cloned().collect();
-    ordered.extend(methods.iter().filter(|m| !order.contains(m)).cloned());
-    ordered
-}
-
-/// A method's paired difference to the baseline in one column on metric `k`, by seed.
-pub struct Paired {
-    /// Mean of the paired differences.
-    pub mean: f64,
-    /// 95% CI half-width of the paired differences.
-    pub ci: f64,
-    /// Seeds paired.
-    pub n: usize,
-    /// The baseline's mean (over all its seeds), the denominator of a relative improvement.
-    pub baseline_mean: f64,
-}
-
-/// `method` − `baseline` in column `col` on metric `k`, paired by seed; None without a pair or
-/// when the baseline's mean is 0.
-pub fn paired(cells: &Cells, baseline: &str, method: &str, col: &str, k: usize) -> Option<Paired> {
-    let b = cells.get(&(baseline.to_string(), col.to_string()))?;
-    let x = cells.get(&(method.to_string(), col.to_string()))?;
-    let diffs: Vec<f64> = x.iter().filter_map(|(s, v)| b.get(s).map(|bv| v[k] - bv[k])).collect();
-    let baseline_mean = b.values().map(|v| v[k]).sum::<f64>() / b.len() as f64;
-    if diffs.is_empty() || baseline_mean == 0.0 {
-        return None;
-    }
-    let (mean, ci) = mean_ci(&diffs);
-    Some(Paired { mean, ci, n: diffs.len(), baseline_mean })
-}
-
-/// The summary metrics, in table order.
-pub const METRICS: [&str; 4] = ["reward", "precision", "recall", "f1"];
-
 fn cell(m: f64, ci: f64) -> String {
     if m.is_nan() {
         "—".into()
@@ -132,51 +77,6 @@ fn cell(m: f64, ci: f64) -> String {
 
 /// The stage.
 pub struct ReportTable;
-
-/// (method, column) → seed → [reward, precision, recall, f1].
-pub type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
-
-/// Groups every bound `summary` by method, the `columns` axis value and the `seed_axis` value;
-/// also returns the column values in the order their summaries are bound (the pipeline's matrix
-/// order).
-pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Result<(Cells, Vec<String>), StageError> {
-    let mut cells: Cells = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    for (from, art) in inputs.all("summary") {
-        let t = art.table("summary")?;
-        let methods = column::<StringArray>(t, "summary", "method")?;
-        if t.num_rows() != 1 {
-            return Err(StageError::Input(format!("`{from}`: a summary has one row, this has {}", t.num_rows())));
-        }
-        let ax = axes(from);
-        let col = match columns {
-            Some(c) => ax
-                .get(c)
-                .cloned()
-                .ok_or_else(|| StageError::Input(format!("`{from}` has no `{c}` matrix value (the `columns` axis)")))?,
-            None => String::new(),
-        };
-        if !order.contains(&col) {
-            order.push(col.clone());
-        }
-        let seed = ax.get(seed_axis).cloned().unwrap_or_default();
-        let mut vals = [0.0; 4];
-        for (k, m) in METRICS.iter().enumerate() {
-            vals[k] = f64_column(t, "summary", m)?[0];
-        }
-        let slot = cells.entry((methods.value(0).to_string(), col)).or_default();
-        if slot.insert(seed.clone(), vals).is_some() {
-            return Err(StageError::Input(format!(
-                "two summaries for method `{}` and seed `{seed}` in one column: name the seeds with the `{seed_axis}` axis",
-                methods.value(0)
-            )));
-        }
-    }
-    if cells.is_empty() {
-        return Err(StageError::Input("no summaries bound to `summary`".into()));
-    }
-    Ok((cells, order))
-}
 
 impl Stage for ReportTable {
     fn kind(&self) -> &'static str {
@@ -228,7 +128,7 @@ impl Stage for ReportTable {
                     if !v.is_empty() {
                         lm.push(m.clone());
                         lc.push(c.clone());
-                        lk.push(METRICS[k].to_string());
+                        lk.push(Metric::ALL[k].name().to_string());
                         lmean.push(mean);
                         lci.push(ci);
                         ln.push(v.len() as u32);
@@ -281,7 +181,10 @@ impl Stage for ReportTable {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::data::table::column;
 
     fn summary(method: &str, r: f64) -> Artifact {
         Artifact::Table(
@@ -298,15 +201,6 @@ mod tests {
     }
 
     #[test]
-    fn mean_ci_matches_a_hand_computation() {
-        let (m, ci) = mean_ci(&[1.0, 2.0, 3.0]);
-        assert!((m - 2.0).abs() < 1e-12);
-        // s = 1, n = 3, t_{0.975,2} = 4.303 → 4.303 / √3.
-        assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-9);
-        assert!(mean_ci(&[5.0]).1.is_nan());
-    }
-
-    #[test]
     fn table_groups_by_method_column_and_seed_with_paired_improvement() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = Context::for_tests(dir.path());
@@ -314,12 +208,10 @@ mod tests {
         // C-D bound first: columns follow the binding order, not the alphabet.
         for (pair, off) in [("C-D", 0.1), ("A-B", 0.0)] {
             for (seed, noise) in [(1, 0.00), (2, 0.02)] {
-                inputs.push("summary", format!("test[pair={pair},seed={seed}]"), summary("dqn_r", 0.10 + off + noise));
-                inputs.push(
-                    "summary",
-                    format!("test_s2r[pair={pair},seed={seed}]"),
-                    summary("s2r", 0.12 + off + noise),
-                );
+                let m = || [("pair", json!(pair)), ("seed", json!(seed))];
+                let (a, b) = (summary("dqn_r", 0.10 + off + noise), summary("s2r", 0.12 + off + noise));
+                inputs.push_instance("summary", format!("test[pair={pair},seed={seed}]"), m(), a);
+                inputs.push_instance("summary", format!("test_s2r[pair={pair},seed={seed}]"), m(), b);
             }
         }
         let p = serde_json::json!({"columns": "pair", "order": ["s2r", "dqn_r"], "labels": {"s2r": "S2R-Rec"}});
@@ -337,8 +229,8 @@ mod tests {
         assert_eq!(v.num_rows(), 2 * 2 * 4 + 2);
         // Two summaries of one method and seed in one cell are an error.
         let mut dup = Inputs::default();
-        dup.push("summary", "a[seed=1]", summary("mf", 0.1));
-        dup.push("summary", "b[seed=1]", summary("mf", 0.2));
+        dup.push_instance("summary", "a[seed=1]", [("seed", json!(1))], summary("mf", 0.1));
+        dup.push_instance("summary", "b[seed=1]", [("seed", json!(1))], summary("mf", 0.2));
         assert!(ReportTable.run(&ctx, &dup, &serde_json::json!({})).unwrap_err().to_string().contains("two summaries"));
     }
 }

@@ -15,17 +15,14 @@ use arrow::array::{BooleanArray, Float64Array, StringArray};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, f64_column};
-
-/// The matrix values of a stage instance id: `train[alpha=0.7,seed=1]` → {alpha: 0.7, seed: 1}.
-pub fn axes(id: &str) -> BTreeMap<String, String> {
-    let inner = id.split_once('[').map(|(_, rest)| rest.trim_end_matches(']')).unwrap_or("");
-    inner.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::table::{batch, f64_column};
+use crate::eval::metrics::Metric;
 
 fn axes_text(a: &BTreeMap<String, String>) -> String {
     if a.is_empty() {
@@ -39,10 +36,10 @@ fn axes_text(a: &BTreeMap<String, String>) -> String {
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default = "d_metric")]
-    metric: String,
+    metric: Metric,
 }
-fn d_metric() -> String {
-    "reward".into()
+fn d_metric() -> Metric {
+    Metric::Reward
 }
 
 const PARAMS: &[ParamDoc] = &[ParamDoc {
@@ -53,11 +50,7 @@ const PARAMS: &[ParamDoc] = &[ParamDoc {
 }];
 
 fn parse(v: &Value) -> Result<P, StageError> {
-    let p: P = params::parse(v, PARAMS)?;
-    if !["reward", "precision", "recall", "f1"].contains(&p.metric.as_str()) {
-        return Err(params::invalid(format!("unknown metric `{}`", p.metric), PARAMS));
-    }
-    Ok(p)
+    params::parse(v, PARAMS)
 }
 
 const PASSED: [&str; 3] = ["weights", "model", "real_item_vecs"];
@@ -107,9 +100,9 @@ impl Stage for SelectBest {
         let mut scored: Vec<(String, BTreeMap<String, String>, f64)> = Vec::new();
         for (from, art) in inputs.all("val") {
             let t = art.table("val")?;
-            let v = f64_column(t, "val", &p.metric)?;
+            let v = f64_column(t, "val", p.metric.name())?;
             let m = v.first().copied().ok_or_else(|| StageError::Input(format!("`{from}`: empty summary")))?;
-            scored.push((from.clone(), axes(from), if m.is_nan() { f64::NEG_INFINITY } else { m }));
+            scored.push((from.clone(), inputs.matrix_text(from), if m.is_nan() { f64::NEG_INFINITY } else { m }));
         }
         if scored.is_empty() {
             return Err(StageError::Input("no validation summaries bound to `val`".into()));
@@ -120,7 +113,7 @@ impl Stage for SelectBest {
         let mut out = Outputs::new();
         for name in PASSED {
             let hits: Vec<&(String, Artifact)> =
-                inputs.all(name).iter().filter(|(from, _)| &axes(from) == want).collect();
+                inputs.all(name).iter().filter(|(from, _)| &inputs.matrix_text(from) == want).collect();
             match hits.as_slice() {
                 [(_, a)] => {
                     out.insert(name.to_string(), a.clone());
@@ -154,6 +147,8 @@ impl Stage for SelectBest {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn summary(reward: f64) -> Artifact {
@@ -172,9 +167,11 @@ mod tests {
         let ctx = Context::for_tests(dir.path());
         let mut inputs = Inputs::default();
         for (alpha, r) in [("0.6", 0.10), ("0.7", 0.30), ("0.8", 0.20)] {
-            inputs.push("val", format!("val[alpha={alpha},seed=1]"), summary(r));
+            let m = || [("alpha", json!(alpha.parse::<f64>().unwrap())), ("seed", json!(1))];
+            inputs.push_instance("val", format!("val[alpha={alpha},seed=1]"), m(), summary(r));
             for name in PASSED {
-                inputs.push(name, format!("train[seed=1,alpha={alpha}]"), Artifact::Weights(alpha.as_bytes().to_vec()));
+                let w = Artifact::Weights(alpha.as_bytes().to_vec());
+                inputs.push_instance(name, format!("train[seed=1,alpha={alpha}]"), m(), w);
             }
         }
         let out = SelectBest.run(&ctx, &inputs, &serde_json::json!({})).unwrap();
@@ -184,17 +181,11 @@ mod tests {
         assert_eq!(c.num_rows(), 3);
         // A candidate whose artifacts are missing is an error naming it.
         let mut partial = Inputs::default();
-        partial.push("val", "val[alpha=0.9]", summary(0.5));
+        partial.push_instance("val", "val[alpha=0.9]", [("alpha", json!(0.9))], summary(0.5));
         for name in PASSED {
-            partial.push(name, "train[alpha=0.6]", Artifact::Weights(vec![]));
+            partial.push_instance(name, "train[alpha=0.6]", [("alpha", json!(0.6))], Artifact::Weights(vec![]));
         }
         let err = SelectBest.run(&ctx, &partial, &serde_json::json!({})).unwrap_err().to_string();
         assert!(err.contains("alpha=0.9"), "{err}");
-    }
-
-    #[test]
-    fn axes_parse_matrix_ids() {
-        assert_eq!(axes("train[method=s2r,seed=3]").get("seed").map(String::as_str), Some("3"));
-        assert!(axes("split").is_empty());
     }
 }

@@ -17,11 +17,13 @@ use rand::SeedableRng;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::params;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, column, read_vectors};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::table::{batch, column, read_vectors};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,7 +219,7 @@ impl Stage for GroupsRq3 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::vectors;
+    use crate::data::table::vectors;
 
     fn inputs(prefix: &str, assign: &[(u32, u32)], cent: &[f32], d: usize, into: &mut Inputs) {
         let a = batch(vec![

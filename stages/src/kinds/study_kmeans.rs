@@ -7,13 +7,15 @@ use arrow::array::{Float64Array, StringArray, UInt32Array};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, Inputs, Outputs};
-use crate::error::StageError;
-use crate::kmeans::{kmeans, Options};
-use crate::params;
-use crate::ratings::Ratings;
-use crate::stage::{Context, InputDoc, OutputDoc, ParamDoc, Stage};
-use crate::table::{batch, vectors};
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::data::ratings::Ratings;
+use crate::data::table::{batch, vectors};
+use crate::numerics::kmeans::{kmeans, Options};
 
 /// The k-means stage.
 pub struct StudyKmeans;
@@ -144,7 +146,7 @@ impl Stage for StudyKmeans {
             if !inputs.has("items") {
                 return Err(StageError::Input(format!("`category: {c}` needs the `items` input")));
             }
-            let items = crate::ratings::Items::from_batch(inputs.table("items")?, "items")?;
+            let items = crate::data::items::Items::from_batch(inputs.table("items")?, "items")?;
             let keep = items.ids_in(c);
             if keep.is_empty() {
                 return Err(StageError::Data(format!("no item has category `{c}`")));

@@ -13,9 +13,10 @@
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use tch::nn::{self, Module, RNN};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use crate::irs::Episode;
+use crate::neural::irs::episode::{batch_tensors, Episode};
+use crate::neural::layers::{balanced_accuracy, bce_with_logits, mlp};
 
 /// The pair of classifiers.
 pub struct DynClf {
@@ -23,15 +24,6 @@ pub struct DynClf {
     sa: nn::Sequential,
     sas: nn::Sequential,
     d: i64,
-}
-
-fn mlp(p: nn::Path, input: i64, hidden: i64) -> nn::Sequential {
-    nn::seq().add(nn::linear(&p / "l1", input, hidden, Default::default())).add_fn(|x| x.relu()).add(nn::linear(
-        &p / "l2",
-        hidden,
-        1,
-        Default::default(),
-    ))
 }
 
 /// Logits of one batch: D_sa and D_sas, `B × T` each.
@@ -47,17 +39,6 @@ impl Logits {
     pub fn delta_r(&self) -> Tensor {
         (&self.sas - &self.sa).detach()
     }
-}
-
-/// Actions and rewards of `eps` as `B × T` tensors on `dev`.
-pub fn batch_tensors(eps: &[Episode], dev: tch::Device) -> (Tensor, Tensor) {
-    let t = eps[0].actions.len() as i64;
-    let b = eps.len() as i64;
-    let actions =
-        Tensor::from_slice(&eps.iter().flat_map(|e| e.actions.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
-    let rewards =
-        Tensor::from_slice(&eps.iter().flat_map(|e| e.rewards.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
-    (actions, rewards)
 }
 
 impl DynClf {
@@ -114,19 +95,12 @@ impl DynClf {
         let (ra, rr) = batch_tensors(real.1, dev);
         let ls = self.logits(sim.0, &sa_, &sr, noise, rng);
         let lr = self.logits(real.0, &ra, &rr, noise, rng);
-        let bce = |l: &Tensor, y: f64| {
-            l.binary_cross_entropy_with_logits::<Tensor>(&l.full_like(y), None, None, tch::Reduction::Mean)
-        };
-        let loss = bce(&ls.sa, 0.0) + bce(&ls.sas, 0.0) + bce(&lr.sa, 1.0) + bce(&lr.sas, 1.0);
-        let acc = |s: &Tensor, r: &Tensor| {
-            tch::no_grad(|| {
-                let a = s.lt(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
-                let b = r.ge(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
-                (a + b) / 2.0
-            })
-        };
-        let acc_sa = acc(&ls.sa, &lr.sa);
-        let acc_sas = acc(&ls.sas, &lr.sas);
+        let loss = bce_with_logits(&ls.sa, 0.0)
+            + bce_with_logits(&ls.sas, 0.0)
+            + bce_with_logits(&lr.sa, 1.0)
+            + bce_with_logits(&lr.sas, 1.0);
+        let acc_sa = balanced_accuracy(&ls.sa, &lr.sa);
+        let acc_sas = balanced_accuracy(&ls.sas, &lr.sas);
         (loss, acc_sa, acc_sas)
     }
 }
@@ -146,7 +120,7 @@ mod tests {
     use tch::nn::OptimizerConfig;
 
     use super::*;
-    use crate::kinds::data_synth::{generate, SynthParams};
+    use crate::data::synth::{generate, SynthParams, World};
 
     /// Held-out transitions with their true log-density ratios.
     struct Truth {
@@ -165,7 +139,7 @@ mod tests {
     /// (`real`) or sim dynamics, with the true ratios of every step.
     fn episodes(
         p: &SynthParams,
-        w: &crate::kinds::data_synth::World,
+        w: &World,
         n: usize,
         t: usize,
         real: bool,
@@ -267,7 +241,7 @@ mod tests {
     /// from 1500 sim and 1500 real episodes of 16 steps on a synthetic world with `users` users and
     /// `gap`; returns Δr on 300 held-out sim episodes and their true ratios.
     fn fit(users: usize, gap: f64, noise: f64, iterations: usize) -> (Vec<f32>, Truth) {
-        let p = SynthParams::from_json(&serde_json::json!({
+        let p: SynthParams = serde_json::from_value(serde_json::json!({
             "users": users, "sim_items": 120, "real_items": 1, "dim": 8, "polar": 1.0, "ratings_per_user": 4,
             "gap": gap, "noise": 1.0, "seed": 5
         }))
@@ -280,14 +254,17 @@ mod tests {
             flat.extend_from_slice(&w.item_factors[i * d..(i + 1) * d]);
             flat.push(w.item_bias[i]);
         }
-        let items = crate::irs::Domain::new(Tensor::from_slice(&flat).view([p.sim_items as i64, d as i64 + 1])).items;
+        let items = crate::neural::irs::episode::Domain::new(
+            Tensor::from_slice(&flat).view([p.sim_items as i64, d as i64 + 1]),
+        )
+        .items;
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let t = 16;
         let (sim, _) = episodes(&p, &w, 1500, t, false, &mut rng);
         let (real, _) = episodes(&p, &w, 1500, t, true, &mut rng);
         let (held, truth) = episodes(&p, &w, 300, t, false, &mut rng);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let clf = crate::torch::seeded(3, || DynClf::new(&vs.root(), d as i64 + 1, 32));
+        let clf = crate::neural::torch::seeded(3, || DynClf::new(&vs.root(), d as i64 + 1, 32));
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
         for _ in 0..iterations {
             let bs: Vec<Episode> = (0..64).map(|_| sim[rng.random_range(0..sim.len())].clone()).collect();

@@ -1,8 +1,8 @@
 //! libtorch glue shared by the neural stages (`torch` feature): device mapping, deterministic
 //! seeding, and weights as safetensors bytes (what the store keeps for `Artifact::Weights`).
 
-use crate::device::Device;
-use crate::error::StageError;
+use crate::api::device::Device;
+use crate::api::error::StageError;
 
 /// The tch device for a placement.
 pub fn tch_device(d: Device) -> tch::Device {
@@ -61,11 +61,37 @@ pub fn weights_bytes(vs: &tch::nn::VarStore, scratch: &std::path::Path) -> Resul
     std::fs::read(&path).map_err(|source| StageError::Io { path, source })
 }
 
-/// Loads safetensors bytes into the matching variables of `vs`.
-pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::path::Path) -> Result<(), StageError> {
-    let path = scratch.join("load.safetensors");
+/// The named tensors of safetensors bytes (`what` names the input in errors). The one reader
+/// of weights artifacts.
+pub fn read_safetensors(
+    bytes: &[u8],
+    scratch: &std::path::Path,
+    what: &str,
+) -> Result<Vec<(String, tch::Tensor)>, StageError> {
+    let path = scratch.join(format!("{what}.safetensors"));
     std::fs::write(&path, bytes).map_err(|source| StageError::Io { path: path.clone(), source })?;
-    vs.load(&path).map_err(|e| StageError::Input(format!("weights do not match the model: {e}")))
+    tch::Tensor::read_safetensors(&path).map_err(|e| StageError::Input(format!("cannot read `{what}`: {e}")))
+}
+
+/// Loads safetensors bytes into the matching variables of `vs` (every variable must be there,
+/// with its shape).
+pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::path::Path) -> Result<(), StageError> {
+    let named: std::collections::HashMap<String, tch::Tensor> =
+        read_safetensors(bytes, scratch, "weights")?.into_iter().collect();
+    for (name, mut var) in vs.variables() {
+        let src = named
+            .get(&name)
+            .ok_or_else(|| StageError::Input(format!("weights do not match the model: no `{name}`")))?;
+        if src.size() != var.size() {
+            return Err(StageError::Input(format!(
+                "weights do not match the model: `{name}` is {:?}, the model needs {:?}",
+                src.size(),
+                var.size()
+            )));
+        }
+        tch::no_grad(|| var.copy_(&src.to_device(var.device())));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

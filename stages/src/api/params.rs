@@ -4,8 +4,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::StageError;
-use crate::stage::ParamDoc;
+use crate::api::docs::ParamDoc;
+use crate::api::error::StageError;
 
 /// Deserializes `params` (a JSON object; `null` = empty) into `T`, with a hint built from `docs`.
 pub fn parse<T: DeserializeOwned>(params: &Value, docs: &[ParamDoc]) -> Result<T, StageError> {

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use arrow::record_batch::RecordBatch;
+use serde_json::Value;
 
-use crate::error::StageError;
+use crate::api::error::StageError;
 
 /// One output of a stage.
 #[derive(Debug, Clone)]
@@ -47,17 +48,56 @@ impl Artifact {
     }
 }
 
+/// A matrix value as it appears in instance ids and tables: strings as they are, numbers and
+/// booleans as JSON writes them; `None` for lists, maps and null (not allowed as matrix values).
+pub fn matrix_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// Inputs of a stage run: input name → one or more artifacts, each tagged with the id of the
-/// stage instance that produced it (a reference to a matrix stage binds all its instances).
+/// stage instance that produced it (a reference to a matrix stage binds all its instances) and,
+/// per producer, its matrix values as the pipeline typed them.
 #[derive(Debug, Default, Clone)]
 pub struct Inputs {
     map: BTreeMap<String, Vec<(String, Artifact)>>,
+    matrix: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 impl Inputs {
-    /// Adds an artifact under `name`, produced by stage `from`.
+    /// Adds an artifact under `name`, produced by stage `from` (an instance without matrix values).
     pub fn push(&mut self, name: impl Into<String>, from: impl Into<String>, artifact: Artifact) {
         self.map.entry(name.into()).or_default().push((from.into(), artifact));
+    }
+
+    /// Adds an artifact under `name`, produced by the matrix instance `from` with `matrix` values.
+    pub fn push_instance<K: Into<String>>(
+        &mut self,
+        name: impl Into<String>,
+        from: impl Into<String>,
+        matrix: impl IntoIterator<Item = (K, Value)>,
+        artifact: Artifact,
+    ) {
+        let from = from.into();
+        self.matrix.insert(from.clone(), matrix.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        self.push(name, from, artifact);
+    }
+
+    /// The matrix values of producer `from` (empty when it has none).
+    pub fn matrix(&self, from: &str) -> BTreeMap<String, Value> {
+        self.matrix.get(from).cloned().unwrap_or_default()
+    }
+
+    /// The matrix values of producer `from` as text ([`matrix_text`]), as in its id.
+    pub fn matrix_text(&self, from: &str) -> BTreeMap<String, String> {
+        self.matrix
+            .get(from)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), matrix_text(v).unwrap_or_default())).collect())
+            .unwrap_or_default()
     }
 
     /// Exactly one artifact bound to `name`.

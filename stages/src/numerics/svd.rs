@@ -4,7 +4,7 @@
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::linalg::{orthonormalize, symmetric_eigen, Csr, Dense};
+use crate::numerics::linalg::{orthonormalize, symmetric_eigen, Csr, Dense};
 
 /// `A ≈ U diag(s) Vᵀ` with `k` components, singular values descending.
 #[derive(Debug, Clone)]

@@ -24,6 +24,51 @@ impl Rule {
     }
 }
 
+/// A summary metric, as the `summary` tables name their columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Mean reward per step.
+    Reward,
+    /// P@T.
+    Precision,
+    /// R@T.
+    Recall,
+    /// F1@T.
+    F1,
+}
+
+impl Metric {
+    /// Every metric, in table order.
+    pub const ALL: [Metric; 4] = [Metric::Reward, Metric::Precision, Metric::Recall, Metric::F1];
+
+    /// The column name (`reward`, `precision`, `recall`, `f1`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Reward => "reward",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1 => "f1",
+        }
+    }
+
+    /// Position in [`Metric::ALL`].
+    pub fn index(self) -> usize {
+        Metric::ALL.iter().position(|m| *m == self).expect("every metric is in ALL")
+    }
+}
+
+/// The rating scale y_max of data whose ratings are `ratings`: 5 when every rating is ≤ 5
+/// (MovieLens), else 10 (Anime).
+pub fn infer_y_max<'a>(ratings: impl IntoIterator<Item = &'a crate::data::ratings::Ratings>) -> f32 {
+    let observed = ratings.into_iter().flat_map(|r| r.rating.iter().copied()).fold(0.0f32, f32::max);
+    if observed <= 5.0 {
+        5.0
+    } else {
+        10.0
+    }
+}
+
 /// Metrics of one session.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionMetrics {

@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
-use crate::error::StageError;
+use crate::api::error::StageError;
 
 /// Column `name` of `batch` downcast to `T`, or an error naming the table and the column.
 pub fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<&'a T, StageError> {

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::error::StageError;
-use crate::ratings::{Items, Ratings};
-use crate::table::counters;
+use crate::api::error::StageError;
+use crate::data::items::Items;
+use crate::data::ratings::Ratings;
+use crate::data::table::counters;
 
 /// A read-only view of a whole file (memory-mapped; empty files are fine).
 pub enum FileBytes {

@@ -1,0 +1,188 @@
+//! DARec training in libtorch: masked MSE on the observed ratings of both domains plus the
+//! domain loss through gradient reversal, DANN's λ and learning-rate schedules (see
+//! `kinds/adapt_darec.rs` for the model and `config.rs` for the defaults).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, UInt32Array};
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Kind, Tensor};
+
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::error::StageError;
+use crate::data::ratings::Ratings;
+use crate::data::table::{batch, read_vectors, vectors};
+use crate::neural::darec::config::DarecConfig;
+use crate::neural::darec::model::Model;
+use crate::neural::layers::{balanced_accuracy, bce_with_logits, dann_lambda, grl};
+use crate::neural::torch::{finite, random_indices, seeded, tch_device, weights_bytes};
+
+struct Domain {
+    users: Tensor,
+    items: Tensor,
+    uid: Vec<u32>,
+    iid: Vec<u32>,
+    ru: Tensor,
+    ri: Tensor,
+    y: Tensor,
+}
+
+fn domain(
+    inputs: &Inputs,
+    uname: &str,
+    iname: &str,
+    rname: &str,
+    dev: tch::Device,
+) -> Result<(Domain, usize), StageError> {
+    let (uid, uflat, d) = read_vectors(inputs.table(uname)?, uname)?;
+    let (iid, iflat, d2) = read_vectors(inputs.table(iname)?, iname)?;
+    if d != d2 {
+        return Err(StageError::Input(format!("`{uname}` has {d} dimensions, `{iname}` {d2}")));
+    }
+    let r = Ratings::from_batch(inputs.table(rname)?, rname)?;
+    let um: HashMap<u32, i64> = uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+    let im: HashMap<u32, i64> = iid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+    let (mut ru, mut ri, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..r.len() {
+        if let (Some(&u), Some(&i)) = (um.get(&r.user[k]), im.get(&r.item[k])) {
+            ru.push(u);
+            ri.push(i);
+            y.push(r.rating[k]);
+        }
+    }
+    if y.is_empty() {
+        return Err(StageError::Data(format!(
+            "`{rname}` has no rating between the users of `{uname}` and the items of `{iname}`"
+        )));
+    }
+    let mat = |flat: &[f32], n: usize| Tensor::from_slice(flat).view([n as i64, d as i64]).to_device(dev);
+    Ok((
+        Domain {
+            users: mat(&uflat, uid.len()),
+            items: mat(&iflat, iid.len()),
+            ru: Tensor::from_slice(&ru).to_device(dev),
+            ri: Tensor::from_slice(&ri).to_device(dev),
+            y: Tensor::from_slice(&y).to_device(dev),
+            uid,
+            iid,
+        },
+        d,
+    ))
+}
+
+fn mse_all(dom: &Domain, fu: &nn::Linear, fv: &nn::Linear) -> f64 {
+    tch::no_grad(|| {
+        let u = fu.forward(&dom.users.index_select(0, &dom.ru));
+        let v = fv.forward(&dom.items.index_select(0, &dom.ri));
+        (u * v).sum_dim_intlist(1, false, Kind::Float).mse_loss(&dom.y, tch::Reduction::Mean).double_value(&[])
+    })
+}
+
+/// Trains DARec and produces the stage's outputs.
+pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, StageError> {
+    let dev = tch_device(ctx.device());
+    let (sim, d) = domain(inputs, "sim_user_vecs", "sim_item_vecs", "sim", dev)?;
+    let (real, d2) = domain(inputs, "real_user_vecs", "real_item_vecs", "real_train", dev)?;
+    if d != d2 {
+        return Err(StageError::Input(format!("sim vectors have {d} dimensions, real vectors {d2}")));
+    }
+    let d = d as i64;
+    let mut vs = nn::VarStore::new(tch::Device::Cpu);
+    let m = seeded(p.seed, || Model::new(&vs.root(), d, p.hidden));
+    crate::neural::torch::to_device(&mut [&mut vs], dev);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(p.seed);
+    let mut opt = nn::Adam::default().build(&vs, p.lr).map_err(|e| StageError::Failed(e.to_string()))?;
+    let n_sim = sim.y.size()[0];
+    let n_real = real.y.size()[0];
+    let bs = p.batch as i64;
+    let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
+    let total = steps_per_epoch as usize * p.epochs;
+    let bce = |logits: Tensor, target: f64| bce_with_logits(&logits, target);
+    let mut curves: Vec<[f64; 7]> = Vec::new();
+    let mut step = 0usize;
+    for epoch in 0..p.epochs {
+        ctx.check_cancelled()?;
+        let mut dom_sum = 0.0;
+        for _ in 0..steps_per_epoch {
+            let progress = step as f64 / total.max(1) as f64;
+            let lambda = dann_lambda(progress);
+            // DANN's learning-rate annealing μ_p = μ₀ / (1 + 10p)^0.75 settles the min-max game.
+            let lr = p.lr / (1.0 + 10.0 * progress).powf(0.75);
+            opt.set_lr_group(0, lr);
+            opt.set_lr_group(1, lr * p.disc_lr_mult);
+            let bs_s = random_indices(&mut rng, n_sim, bs.min(n_sim), dev);
+            let bs_r = random_indices(&mut rng, n_real, bs.min(n_real), dev);
+            let pred = |dom: &Domain, fu: &nn::Linear, fv: &nn::Linear, b: &Tensor| {
+                let u = fu.forward(&dom.users.index_select(0, &dom.ru.index_select(0, b)));
+                let v = fv.forward(&dom.items.index_select(0, &dom.ri.index_select(0, b)));
+                (u * v).sum_dim_intlist(1, false, Kind::Float).mse_loss(&dom.y.index_select(0, b), tch::Reduction::Mean)
+            };
+            let l_pred = pred(&sim, &m.fus, &m.fvs, &bs_s) + pred(&real, &m.fur, &m.fvr, &bs_r);
+            // Domain loss on random users and items of each domain, through the reversal layer.
+            let mut pick =
+                |t: &Tensor| t.index_select(0, &random_indices(&mut rng, t.size()[0], bs.min(t.size()[0]), dev));
+            let us = grl(&m.fus.forward(&pick(&sim.users)), lambda);
+            let ur = grl(&m.fur.forward(&pick(&real.users)), lambda);
+            let is = grl(&m.fvs.forward(&pick(&sim.items)), lambda);
+            let ir = grl(&m.fvr.forward(&pick(&real.items)), lambda);
+            let l_dom = bce(m.du.forward(&us), 0.0)
+                + bce(m.du.forward(&ur), 1.0)
+                + bce(m.dv.forward(&is), 0.0)
+                + bce(m.dv.forward(&ir), 1.0);
+            finite(&l_pred, "L_pred", step)?;
+            dom_sum += finite(&l_dom, "L_dom", step)?;
+            let loss = l_pred + l_dom * p.dom_weight;
+            opt.backward_step(&loss);
+            step += 1;
+        }
+        let row = [
+            epoch as f64,
+            dann_lambda(step as f64 / total.max(1) as f64),
+            mse_all(&sim, &m.fus, &m.fvs),
+            mse_all(&real, &m.fur, &m.fvr),
+            dom_sum / steps_per_epoch as f64,
+            tch::no_grad(|| {
+                balanced_accuracy(&m.du.forward(&m.fus.forward(&sim.users)), &m.du.forward(&m.fur.forward(&real.users)))
+            }),
+            tch::no_grad(|| {
+                balanced_accuracy(&m.dv.forward(&m.fvs.forward(&sim.items)), &m.dv.forward(&m.fvr.forward(&real.items)))
+            }),
+        ];
+        if !row.iter().all(|x| x.is_finite()) {
+            return Err(StageError::NonFinite { loss: "epoch metrics".into(), iteration: step });
+        }
+        curves.push(row);
+        ctx.progress(
+            (epoch + 1) as f64 / p.epochs as f64,
+            &format!("epoch {} mse {:.3}/{:.3}", epoch + 1, row[2], row[3]),
+        );
+    }
+    let out = |t: Tensor| -> Vec<f32> {
+        let t = t.to_device(tch::Device::Cpu).contiguous().view([-1]);
+        Vec::<f32>::try_from(&t).expect("float tensor")
+    };
+    let (us, ur, is, ir) = tch::no_grad(|| {
+        (m.fus.forward(&sim.users), m.fur.forward(&real.users), m.fvs.forward(&sim.items), m.fvr.forward(&real.items))
+    });
+    let col = |k: usize| Arc::new(Float64Array::from(curves.iter().map(|r| r[k]).collect::<Vec<_>>()));
+    let curves_t = batch(vec![
+        ("epoch", Arc::new(UInt32Array::from(curves.iter().map(|r| r[0] as u32).collect::<Vec<_>>()))),
+        ("lambda", col(1)),
+        ("mse_sim", col(2)),
+        ("mse_real", col(3)),
+        ("dom_loss", col(4)),
+        ("acc_users", col(5)),
+        ("acc_items", col(6)),
+    ])?;
+    let du = d as usize;
+    Ok(Outputs::from([
+        ("sim_user_vecs".into(), Artifact::Table(vectors(sim.uid.clone(), out(us), du)?)),
+        ("real_user_vecs".into(), Artifact::Table(vectors(real.uid.clone(), out(ur), du)?)),
+        ("sim_item_vecs".into(), Artifact::Table(vectors(sim.iid.clone(), out(is), du)?)),
+        ("real_item_vecs".into(), Artifact::Table(vectors(real.iid.clone(), out(ir), du)?)),
+        ("weights".into(), Artifact::Weights(weights_bytes(&vs, ctx.scratch())?)),
+        ("curves".into(), Artifact::Table(curves_t)),
+    ]))
+}

@@ -1,0 +1,184 @@
+//! What `irs.train` and `irs.eval` are asked to do: the method, the DQN's and the Δr
+//! classifiers' hyper-parameters, with their defaults (design.md "Decisions"). Plain data, built
+//! without libtorch, so pipelines validate everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// The methods of the paper's Table 2 that train a policy, plus the oracle of synthetic worlds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// DQN-R: MF vectors, no Δr.
+    DqnR,
+    /// w/o DynAda: DARec vectors, no Δr.
+    S2rNoDyn,
+    /// w/o RepAda: MF vectors, Δr.
+    S2rNoRep,
+    /// w/o JntTrn: DARec vectors (frozen), Δr.
+    S2rNoJoint,
+    /// S2R-Rec: DARec's item maps fine-tuned jointly, Δr.
+    S2r,
+    /// The DQN on simulated users that follow the real dynamics (synthetic worlds).
+    Oracle,
+}
+
+impl Method {
+    /// Whether the method corrects sim rewards by Δr.
+    pub fn has_delta_r(self) -> bool {
+        matches!(self, Method::S2rNoRep | Method::S2rNoJoint | Method::S2r)
+    }
+}
+
+/// What the Δr classifiers compare with the real logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClfSimData {
+    /// The sim replay buffer (the paper's setting).
+    Rollouts,
+    /// The sim users' own logged sessions (Δr then on rated steps only).
+    Logs,
+}
+
+/// Training params.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The method.
+    pub method: Method,
+    /// Gradient steps.
+    #[serde(default = "d_iters")]
+    pub iterations: usize,
+    /// Episodes per batch.
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    /// Session length T.
+    #[serde(default = "d_t")]
+    pub session_len: usize,
+    /// Discount γ.
+    #[serde(default = "d_gamma")]
+    pub gamma: f64,
+    /// Adam learning rate.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Target network refresh period.
+    #[serde(default = "d_target")]
+    pub target_every: usize,
+    /// A real-log batch every this many iterations (0 = never).
+    #[serde(default = "d_k")]
+    pub k_interval: usize,
+    /// LSTM width.
+    #[serde(default = "d_hidden")]
+    pub hidden: i64,
+    /// Rating scale maximum y_max (default: 5 if every rating ≤ 5, else 10).
+    #[serde(default)]
+    pub rating_max: Option<f32>,
+    /// Seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// r̃ = r + α·Δr (Δr methods).
+    #[serde(default = "d_alpha")]
+    pub alpha: f64,
+    /// Iterations before Δr is applied.
+    #[serde(default = "d_warmup")]
+    pub delta_r_warmup: usize,
+    /// Std of the Gaussian noise on the classifiers' inputs while training them. 1 by default:
+    /// σ = 0.3 estimates the true ratio better on synthetic worlds (dynamics.rs tests) but gave a
+    /// lower validation reward on the quickstart in every run we compared (README, "Decisions").
+    #[serde(default = "d_noise")]
+    pub clf_noise: f64,
+    /// Classifier width.
+    #[serde(default = "d_clf_hidden")]
+    pub clf_hidden: i64,
+    /// Classifier learning rate.
+    #[serde(default = "d_clf_lr")]
+    pub clf_lr: f64,
+    /// What the classifiers compare with the real logs: `rollouts` (sim replay) or `logs`.
+    #[serde(default = "d_clf_sim")]
+    pub clf_sim_data: ClfSimData,
+    /// Weight of L_dom in joint training.
+    #[serde(default = "d_dom")]
+    pub dom_weight: f64,
+}
+fn d_alpha() -> f64 {
+    0.8
+}
+fn d_warmup() -> usize {
+    200
+}
+fn d_noise() -> f64 {
+    1.0
+}
+fn d_clf_hidden() -> i64 {
+    32
+}
+fn d_clf_lr() -> f64 {
+    1e-3
+}
+fn d_clf_sim() -> ClfSimData {
+    ClfSimData::Rollouts
+}
+fn d_dom() -> f64 {
+    0.1
+}
+fn d_iters() -> usize {
+    1000
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_t() -> usize {
+    32
+}
+fn d_gamma() -> f64 {
+    0.9
+}
+fn d_lr() -> f64 {
+    3e-4
+}
+fn d_target() -> usize {
+    100
+}
+fn d_k() -> usize {
+    3
+}
+fn d_hidden() -> i64 {
+    64
+}
+
+impl TrainConfig {
+    /// Whether the method corrects sim rewards by Δr.
+    pub fn has_delta_r(&self) -> bool {
+        self.method.has_delta_r()
+    }
+
+    /// Range checks (the message names every bound).
+    pub fn check(&self) -> Result<(), String> {
+        let p = self;
+        if p.iterations == 0
+            || p.batch == 0
+            || p.session_len == 0
+            || p.hidden < 1
+            || p.lr <= 0.0
+            || !(0.0..1.0).contains(&p.gamma)
+            || !p.alpha.is_finite()
+            || p.clf_noise < 0.0
+            || p.clf_hidden < 1
+            || p.clf_lr <= 0.0
+            || p.dom_weight < 0.0
+        {
+            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight` ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Evaluation params.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Label in the summary.
+    pub method: String,
+    /// Relevance threshold (default: the dataset rule).
+    #[serde(default)]
+    pub relevant_above: Option<f32>,
+}

@@ -1,0 +1,44 @@
+//! Episodes (a batch of sessions: actions and rewards) and a domain's items as the policy sees
+//! them.
+
+use tch::{Kind, Tensor};
+
+/// A batch of episodes: actions and rewards, `B × T`.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    /// Item indices into the domain's pool.
+    pub actions: Vec<i64>,
+    /// Rewards.
+    pub rewards: Vec<f32>,
+}
+
+/// A domain's items as the policy sees them.
+pub struct Domain {
+    /// `n_items × D`.
+    pub items: Tensor,
+    /// Number of items.
+    pub n_items: i64,
+}
+
+impl Domain {
+    /// Item vectors (`n × D`) scaled to unit mean norm: MF vectors VΣ^½ of the two domains come
+    /// from different matrices and differ in scale by an order of magnitude; unscaled, the
+    /// bilinear Q values (and the TD loss) blew up at D = 128.
+    pub fn new(items: Tensor) -> Self {
+        let n = items.size()[0];
+        let mean_norm = items.norm_scalaropt_dim(2, &[1i64][..], false).mean(Kind::Float).double_value(&[]);
+        let items = if mean_norm > 0.0 { items / mean_norm } else { items };
+        Self { items, n_items: n }
+    }
+}
+
+/// Actions and rewards of `eps` as `B × T` tensors on `dev`.
+pub fn batch_tensors(eps: &[Episode], dev: tch::Device) -> (Tensor, Tensor) {
+    let t = eps[0].actions.len() as i64;
+    let b = eps.len() as i64;
+    let actions =
+        Tensor::from_slice(&eps.iter().flat_map(|e| e.actions.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
+    let rewards =
+        Tensor::from_slice(&eps.iter().flat_map(|e| e.rewards.clone()).collect::<Vec<_>>()).view([b, t]).to_device(dev);
+    (actions, rewards)
+}

@@ -1,0 +1,264 @@
+//! `irs.train` and `irs.eval` between Arrow and tensors: item vectors in, simulated users and
+//! real logs built from the splits, the trained network, curves and model metadata out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, StringArray, UInt32Array};
+use tch::nn;
+use tch::Tensor;
+
+use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::error::StageError;
+use crate::data::ratings::Ratings;
+use crate::data::sessions::{logged_sessions, ratings_by_user};
+use crate::data::table::{batch, column, f64_column, read_vectors, vectors};
+use crate::eval::metrics::{infer_y_max, session, Rule, SessionMetrics};
+use crate::eval::tables::metric_tables;
+use crate::neural::irs::config::{ClfSimData, EvalConfig, Method, TrainConfig};
+use crate::neural::irs::episode::{Domain, Episode};
+use crate::neural::irs::joint::Joint;
+use crate::neural::irs::qnet::QNet;
+use crate::neural::irs::rollout::greedy_with_feedback;
+use crate::neural::irs::train::{train, CurveRow, DeltaROptions, TrainOptions};
+use crate::neural::torch::{load_weights, read_safetensors, tch_device, weights_bytes};
+
+/// Item vectors of `name`: normalised to unit mean norm (`Domain::new`), or as stored (`raw`).
+fn vectors_tensor(
+    inputs: &Inputs,
+    name: &str,
+    device: tch::Device,
+    raw: bool,
+) -> Result<(Vec<u32>, Domain), StageError> {
+    let (ids, flat, d) = read_vectors(inputs.table(name)?, name)?;
+    let n = ids.len() as i64;
+    if n == 0 {
+        return Err(StageError::Data(format!("`{name}` has no item vectors")));
+    }
+    let items = Tensor::from_slice(&flat).view([n, d as i64]).to_device(device);
+    Ok((ids, if raw { Domain { items, n_items: n } } else { Domain::new(items) }))
+}
+
+/// What `irs.eval` needs to rebuild a trained policy: the `model` output of `irs.train`, a
+/// key/value table (`hidden`, `dim`, `session_len`, `rating_max`, `real_sessions`, `alpha`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelMeta {
+    /// LSTM width.
+    pub hidden: i64,
+    /// Item vector width D.
+    pub dim: i64,
+    /// Session length T.
+    pub session_len: usize,
+    /// y_max of r = y / y_max.
+    pub rating_max: f32,
+    /// Real logged sessions seen in training.
+    pub real_sessions: usize,
+    /// α of r̃ = r + α·Δr (0 without Δr).
+    pub alpha: f64,
+}
+
+impl ModelMeta {
+    /// As the `model` table.
+    pub fn to_table(&self) -> Result<arrow::record_batch::RecordBatch, StageError> {
+        let rows = [
+            ("hidden", self.hidden as f64),
+            ("dim", self.dim as f64),
+            ("session_len", self.session_len as f64),
+            ("rating_max", f64::from(self.rating_max)),
+            ("real_sessions", self.real_sessions as f64),
+            ("alpha", self.alpha),
+        ];
+        batch(vec![
+            ("key", Arc::new(StringArray::from(rows.iter().map(|m| m.0).collect::<Vec<_>>()))),
+            ("value", Arc::new(Float64Array::from(rows.iter().map(|m| m.1).collect::<Vec<_>>()))),
+        ])
+    }
+
+    /// From the `model` table (every key required).
+    pub fn from_table(model: &arrow::record_batch::RecordBatch) -> Result<Self, StageError> {
+        let keys = column::<StringArray>(model, "model", "key")?;
+        let vals = f64_column(model, "model", "value")?;
+        let get = |k: &str| {
+            (0..model.num_rows())
+                .find(|&i| keys.value(i) == k)
+                .map(|i| vals[i])
+                .ok_or_else(|| StageError::Input(format!("model has no `{k}`")))
+        };
+        Ok(Self {
+            hidden: get("hidden")? as i64,
+            dim: get("dim")? as i64,
+            session_len: get("session_len")? as usize,
+            rating_max: get("rating_max")? as f32,
+            real_sessions: get("real_sessions")? as usize,
+            alpha: get("alpha")?,
+        })
+    }
+}
+
+fn episodes(logs: Vec<(Vec<i64>, Vec<f32>)>) -> Vec<Episode> {
+    logs.into_iter().map(|(actions, rewards)| Episode { actions, rewards }).collect()
+}
+
+/// `irs.train`: simulated users from `sim`, real logs from `real_train`, the method's vectors
+/// (and DARec's maps for `s2r`); progress per iteration, cancellable between iterations.
+pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
+    let device = tch_device(ctx.device());
+    let joint = p.method == Method::S2r;
+    if p.method == Method::Oracle && !inputs.has("truth") {
+        return Err(StageError::Input(
+            "method `oracle` exists only for synthetic worlds: bind `truth` to data.synth's `truth` and `sim` to \
+             ratings made with the real dynamics"
+                .into(),
+        ));
+    }
+    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint)?;
+    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device, joint)?;
+    if sim.items.size()[1] != real.items.size()[1] {
+        return Err(StageError::Input(format!(
+            "`sim_item_vecs` have {} dimensions, `real_item_vecs` {}",
+            sim.items.size()[1],
+            real.items.size()[1]
+        )));
+    }
+    let joint = if joint {
+        let Artifact::Weights(w) = inputs.one("darec_weights")? else {
+            return Err(StageError::Input("`darec_weights` must be adapt.darec's weights".into()));
+        };
+        let named = read_safetensors(w, ctx.scratch(), "darec_weights")?;
+        Some(Joint {
+            darec: named.into_iter().map(|(n, t)| (n, t.to_device(device))).collect(),
+            dom_weight: p.dom_weight,
+        })
+    } else {
+        None
+    };
+    let sim_r = Ratings::from_batch(inputs.table("sim")?, "sim")?;
+    let real_r = Ratings::from_batch(inputs.table("real_train")?, "real_train")?;
+    let y_max = p.rating_max.unwrap_or_else(|| infer_y_max([&sim_r, &real_r]));
+    // Simulated users: every user with sim ratings replays them (unrated → 0).
+    let sim_index: HashMap<u32, i64> = sim_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
+    let mut users: Vec<u32> = sim_r.user.clone();
+    users.sort_unstable();
+    users.dedup();
+    let uidx: HashMap<u32, usize> = users.iter().enumerate().map(|(i, &u)| (u, i)).collect();
+    let mut rewards: Vec<HashMap<i64, f32>> = vec![HashMap::new(); users.len()];
+    for k in 0..sim_r.len() {
+        if let Some(&i) = sim_index.get(&sim_r.item[k]) {
+            rewards[uidx[&sim_r.user[k]]].insert(i, sim_r.rating[k] / y_max);
+        }
+    }
+    if users.is_empty() {
+        return Err(StageError::Data("no simulated users: `sim` has no rating of an item with a vector".into()));
+    }
+    // Real logs: each shared user's real ratings in time order, cut into sessions of T.
+    let real_index: HashMap<u32, i64> = real_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
+    let logs = episodes(logged_sessions(&real_r, &real_index, y_max, p.session_len));
+    // The sim users' own logged sessions, for `clf_sim_data: logs`.
+    let sim_logs = if p.clf_sim_data == ClfSimData::Logs {
+        let l = episodes(logged_sessions(&sim_r, &sim_index, y_max, p.session_len));
+        if l.is_empty() {
+            return Err(StageError::Data(format!(
+                "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
+                p.session_len
+            )));
+        }
+        Some(l)
+    } else {
+        None
+    };
+    let opts = TrainOptions {
+        iterations: p.iterations,
+        batch: p.batch,
+        session_len: p.session_len,
+        gamma: p.gamma,
+        lr: p.lr,
+        target_every: p.target_every,
+        k_interval: p.k_interval,
+        hidden: p.hidden,
+        seed: p.seed,
+        delta_r: p.has_delta_r().then_some(DeltaROptions {
+            alpha: p.alpha,
+            warmup: p.delta_r_warmup,
+            noise: p.clf_noise,
+            hidden: p.clf_hidden,
+            lr: p.clf_lr,
+            sim_logs,
+        }),
+    };
+    ctx.progress(0.0, "training");
+    let reward = |u: usize, a: i64| rewards[u].get(&a).copied().unwrap_or(0.0);
+    let n = p.iterations;
+    let report = |row: &CurveRow| {
+        ctx.check_cancelled()?;
+        let done = row.iteration + 1;
+        if done % 10 == 0 || done == n {
+            ctx.progress(done as f64 / n as f64, &format!("iteration {done}/{n} td {:.4}", row.td_loss));
+        }
+        Ok(())
+    };
+    let trained = train(&sim, users.len(), &reward, Some((&real, &logs)), &opts, joint.as_ref(), device, &report)?;
+    ctx.check_cancelled()?;
+    let (vs, curves) = (&trained.vs, &trained.curves);
+    let f = |k: fn(&CurveRow) -> f64| Arc::new(Float64Array::from(curves.iter().map(k).collect::<Vec<_>>()));
+    let curves_t = batch(vec![
+        ("iteration", Arc::new(UInt32Array::from(curves.iter().map(|c| c.iteration as u32).collect::<Vec<_>>()))),
+        ("td_loss", f(|c| c.td_loss)),
+        ("sim_reward", f(|c| c.sim_reward)),
+        ("epsilon", f(|c| c.epsilon)),
+        ("clf_loss", f(|c| c.clf_loss)),
+        ("acc_sa", f(|c| c.acc_sa)),
+        ("acc_sas", f(|c| c.acc_sas)),
+        ("dr_mean", f(|c| c.dr_mean)),
+        ("dr_std", f(|c| c.dr_std)),
+        ("dom_loss", f(|c| c.dom_loss)),
+    ])?;
+    let real_flat = Vec::<f32>::try_from(trained.real_items.to_device(tch::Device::Cpu).view([-1]))
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    let real_vecs = vectors(real_ids.clone(), real_flat, trained.real_items.size()[1] as usize)?;
+    let meta = ModelMeta {
+        hidden: p.hidden,
+        dim: sim.items.size()[1],
+        session_len: p.session_len,
+        rating_max: y_max,
+        real_sessions: logs.len(),
+        alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
+    };
+    Ok(Outputs::from([
+        ("weights".into(), Artifact::Weights(weights_bytes(vs, ctx.scratch())?)),
+        ("real_item_vecs".into(), Artifact::Table(real_vecs)),
+        ("model".into(), Artifact::Table(meta.to_table()?)),
+        ("curves".into(), Artifact::Table(curves_t)),
+    ]))
+}
+
+/// `irs.eval`: greedy sessions of the trained policy for the users of `test`.
+pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Outputs, StageError> {
+    let device = tch_device(ctx.device());
+    // irs.train's `real_item_vecs`: exactly the vectors the policy was trained with.
+    let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device, true)?;
+    let meta = ModelMeta::from_table(inputs.table("model")?)?;
+    let (hidden, t, y_max) = (meta.hidden, meta.session_len, meta.rating_max);
+    let mut vs = nn::VarStore::new(device);
+    let _net = QNet::new(&vs.root(), real.items.size()[1], hidden);
+    let Artifact::Weights(w) = inputs.one("weights")? else {
+        return Err(StageError::Input("`weights` must be a weights artifact".into()));
+    };
+    load_weights(&mut vs, w, ctx.scratch())?;
+    let test = Ratings::from_batch(inputs.table("test")?, "test")?;
+    let by_user = ratings_by_user(&test);
+    let users: Vec<u32> = by_user.keys().copied().collect();
+    let idx: Vec<usize> = (0..users.len()).collect();
+    let reward = |u: usize, a: i64| by_user[&users[u]].get(&ids[a as usize]).map_or(0.0, |y| y / y_max);
+    let sessions = greedy_with_feedback(&vs, &real, &idx, t, hidden, &reward);
+    let mut rule = Rule::for_scale(y_max);
+    if let Some(r) = p.relevant_above {
+        rule.relevant_above = r;
+    }
+    let rows: Vec<(u32, SessionMetrics)> = sessions
+        .iter()
+        .zip(&users)
+        .map(|(s, u)| (*u, session(&s.iter().map(|&a| ids[a as usize]).collect::<Vec<_>>(), &by_user[u], rule, t)))
+        .collect();
+    metric_tables(&p.method, &rows)
+}

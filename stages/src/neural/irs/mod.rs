@@ -1,0 +1,20 @@
+//! The interactive recommender: an LSTM-DQN trained on simulated users and real logs, with
+//! dynamics adaptation (Δr from two domain classifiers) and joint training (design.md §6).
+
+pub mod config;
+#[cfg(feature = "torch")]
+pub mod dynamics;
+#[cfg(feature = "torch")]
+pub mod episode;
+#[cfg(feature = "torch")]
+pub mod io;
+#[cfg(feature = "torch")]
+pub mod joint;
+#[cfg(feature = "torch")]
+pub mod qnet;
+#[cfg(feature = "torch")]
+pub mod rollout;
+#[cfg(feature = "torch")]
+pub mod td;
+#[cfg(feature = "torch")]
+pub mod train;

@@ -1,0 +1,87 @@
+//! Batched sessions with a policy: ε-greedy collection on simulated users, and greedy sessions
+//! for evaluation.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, RNN};
+use tch::{Kind, Tensor};
+
+use crate::neural::irs::episode::{Domain, Episode};
+use crate::neural::irs::qnet::QNet;
+
+/// Runs `users.len()` sessions of length `t` at once: ε-greedy over `dom`'s items (no repeats),
+/// rewards from `reward(user_index, item) `.
+pub fn rollout(
+    net: &QNet,
+    dom: &Domain,
+    users: &[usize],
+    t: usize,
+    epsilon: f64,
+    rng: &mut ChaCha8Rng,
+    reward: &dyn Fn(usize, i64) -> f32,
+) -> Vec<Episode> {
+    let dev = dom.items.device();
+    let b = users.len() as i64;
+    let mut state = net.lstm.zero_state(b);
+    let mut h = Tensor::zeros([b, net.lstm_hidden()], (Kind::Float, dev));
+    let mut mask = Tensor::zeros([b, dom.n_items], (Kind::Bool, dev));
+    let mut eps: Vec<Episode> =
+        users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
+    tch::no_grad(|| {
+        for _ in 0..t.min(dom.n_items as usize) {
+            let q = net.q(&h, &dom.items).masked_fill(&mask, f64::NEG_INFINITY);
+            let greedy: Vec<i64> =
+                Vec::<i64>::try_from(&q.argmax(1, false).to_device(tch::Device::Cpu)).expect("int tensor");
+            let taken = Vec::<bool>::try_from(&mask.to_device(tch::Device::Cpu).view([-1])).expect("bool tensor");
+            let mut acts = Vec::with_capacity(users.len());
+            let mut rews = Vec::with_capacity(users.len());
+            for (i, &u) in users.iter().enumerate() {
+                let a = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
+                    loop {
+                        let a = rng.random_range(0..dom.n_items);
+                        if !taken[i * dom.n_items as usize + a as usize] {
+                            break a;
+                        }
+                    }
+                } else {
+                    greedy[i]
+                };
+                let r = reward(u, a);
+                eps[i].actions.push(a);
+                eps[i].rewards.push(r);
+                acts.push(a);
+                rews.push(r);
+            }
+            let a = Tensor::from_slice(&acts).to_device(dev);
+            let _ = mask.index_put_(
+                &[Some(Tensor::arange(b, (Kind::Int64, dev))), Some(a.shallow_clone())],
+                &Tensor::from(true).to_device(dev),
+                false,
+            );
+            let x = Tensor::cat(
+                &[dom.items.index_select(0, &a), Tensor::from_slice(&rews).to_device(dev).unsqueeze(-1)],
+                1,
+            );
+            state = net.lstm.step(&x, &state);
+            h = state.h().squeeze_dim(0);
+        }
+    });
+    eps
+}
+
+/// Greedy sessions where each user's rewards come from `reward(user_index, item)`.
+pub fn greedy_with_feedback(
+    net_vs: &nn::VarStore,
+    dom: &Domain,
+    users: &[usize],
+    t: usize,
+    hidden: i64,
+    reward: &dyn Fn(usize, i64) -> f32,
+) -> Vec<Vec<i64>> {
+    let d = dom.items.size()[1];
+    let mut vs = nn::VarStore::new(dom.items.device());
+    let net = QNet::new(&vs.root(), d, hidden);
+    vs.copy(net_vs).expect("same architecture");
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    rollout(&net, dom, users, t, 0.0, &mut rng, reward).into_iter().map(|e| e.actions).collect()
+}

@@ -1,0 +1,402 @@
+//! Training the LSTM-DQN (design.md §6): ε-greedy batched rollouts on simulated users,
+//! whole-episode replay, double-DQN targets with a target network, a batch of real logged
+//! sessions every `k_interval` iterations; with Δr, the two domain classifiers train every
+//! iteration and correct the sim rewards in the TD targets; with joint training, DARec's item
+//! maps are fine-tuned with the policy.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Kind, Tensor};
+
+use crate::api::error::StageError;
+use crate::neural::irs::dynamics::DynClf;
+use crate::neural::irs::episode::{batch_tensors, Domain, Episode};
+use crate::neural::irs::joint::{Items, Joint, Maps};
+use crate::neural::irs::qnet::QNet;
+use crate::neural::irs::rollout::rollout;
+use crate::neural::irs::td::td_loss;
+use crate::neural::layers::dann_lambda;
+use crate::neural::torch::{finite, seeded, to_device};
+
+/// DQN training options.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Iterations (one gradient step each).
+    pub iterations: usize,
+    /// Episodes per batch.
+    pub batch: usize,
+    /// Session length T.
+    pub session_len: usize,
+    /// Discount.
+    pub gamma: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Copy the online network to the target every this many iterations.
+    pub target_every: usize,
+    /// A batch of real logged episodes every this many iterations (0 = never).
+    pub k_interval: usize,
+    /// LSTM width.
+    pub hidden: i64,
+    /// Seed.
+    pub seed: u64,
+    /// Dynamics adaptation (Δr), when the method has it.
+    pub delta_r: Option<DeltaROptions>,
+}
+
+/// Dynamics-adaptation options (see `dynamics.rs`).
+#[derive(Debug, Clone)]
+pub struct DeltaROptions {
+    /// r̃ = r + α·Δr.
+    pub alpha: f64,
+    /// Iterations before Δr is applied (the classifiers train from the start).
+    pub warmup: usize,
+    /// Std of the Gaussian noise on the classifiers' inputs while training them.
+    pub noise: f64,
+    /// Classifier width.
+    pub hidden: i64,
+    /// Classifier learning rate.
+    pub lr: f64,
+    /// When set, the classifiers compare these sim *logged* sessions (sim users' own ratings in
+    /// time order, every step rated) with the real logs, instead of sim rollouts (mostly unrated
+    /// steps) — and Δr then applies to rated sim steps only (r > 0), the only kind both saw.
+    pub sim_logs: Option<Vec<Episode>>,
+}
+
+/// One row of the training curves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CurveRow {
+    /// Iteration.
+    pub iteration: usize,
+    /// TD loss.
+    pub td_loss: f64,
+    /// Mean reward per step of the sim episodes collected.
+    pub sim_reward: f64,
+    /// ε used.
+    pub epsilon: f64,
+    /// Classifier loss (0 without Δr).
+    pub clf_loss: f64,
+    /// D_sa accuracy on the training batch (noisy inputs).
+    pub acc_sa: f64,
+    /// D_sas accuracy on the training batch.
+    pub acc_sas: f64,
+    /// Mean Δr on the sim batch (0 before the warm-up ends or without Δr).
+    pub dr_mean: f64,
+    /// Std of Δr on the sim batch.
+    pub dr_std: f64,
+    /// Domain loss of the item maps (joint training only).
+    pub dom_loss: f64,
+}
+
+/// A trained policy.
+pub struct Trained {
+    /// The Q network (variables `lstm`, `g`, `w`, `b`).
+    pub vs: nn::VarStore,
+    /// Curves, one row per iteration.
+    pub curves: Vec<CurveRow>,
+    /// The real-domain item vectors the policy was trained with (after joint fine-tuning).
+    pub real_items: Tensor,
+}
+
+fn failed(e: impl std::fmt::Display) -> StageError {
+    StageError::Failed(e.to_string())
+}
+
+/// Trains a DQN on simulated users (`sim_reward`) over `sim`, plus logged `real_logs` over `real`
+/// every `k_interval` iterations; with `o.delta_r`, the classifiers train on sim replay vs real
+/// logs and sim rewards in the TD targets become r + α·Δr after the warm-up; with `joint`, `sim`
+/// and `real` hold the raw vectors and DARec's maps are fine-tuned with L_rl + L_dom.
+pub fn train(
+    sim: &Domain,
+    n_sim_users: usize,
+    sim_reward: &dyn Fn(usize, i64) -> f32,
+    real: Option<(&Domain, &[Episode])>,
+    o: &TrainOptions,
+    joint: Option<&Joint>,
+    device: tch::Device,
+    on_iteration: &dyn Fn(&CurveRow) -> Result<(), StageError>,
+) -> Result<Trained, StageError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    let d = sim.items.size()[1];
+    let cpu = tch::Device::Cpu;
+    let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
+    let (net, target, clf) = seeded(o.seed, || {
+        (
+            QNet::new(&vs.root(), d, o.hidden),
+            QNet::new(&tvs.root(), d, o.hidden),
+            o.delta_r.as_ref().map(|dr| DynClf::new(&cvs.root(), d, dr.hidden)),
+        )
+    });
+    to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
+    tvs.copy(&vs).map_err(failed)?;
+    let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(failed)?;
+    let mut copt = match &o.delta_r {
+        Some(dr) => Some(nn::Adam::default().build(&cvs, dr.lr).map_err(failed)?),
+        None => None,
+    };
+    let logs: &[Episode] = real.map_or(&[], |r| r.1);
+    if o.delta_r.is_some() && logs.is_empty() {
+        return Err(StageError::Data(format!(
+            "dynamics adaptation needs real logged sessions, and `real_train` has none of {} ratings",
+            o.session_len
+        )));
+    }
+    let mut items = Items { sim: sim.items.shallow_clone(), real: real.map(|r| r.0.items.shallow_clone()), maps: None };
+    let mut mopt = None;
+    if let Some(j) = joint {
+        let r = real.ok_or_else(|| StageError::Input("joint training needs the real domain".into()))?;
+        let m = Maps::new(j, &sim.items, &r.0.items)?;
+        mopt = Some(nn::Adam::default().build(&m.vs, o.lr).map_err(failed)?);
+        items.maps = Some(m);
+    }
+    let dom_weight = joint.map_or(0.0, |j| j.dom_weight);
+    let n_sim = sim.n_items;
+    let n_real = real.map_or(0, |r| r.0.n_items);
+    let mut replay: Vec<Episode> = Vec::new();
+    let cap = 20_000;
+    let mut curves = Vec::with_capacity(o.iterations);
+    for it in 0..o.iterations {
+        items.refresh();
+        let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim };
+        let epsilon = (1.0 - it as f64 / (0.5 * o.iterations as f64).max(1.0)).max(0.05);
+        let users: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..n_sim_users)).collect();
+        let fresh = rollout(&net, &sim_dom, &users, o.session_len, epsilon, &mut rng, sim_reward);
+        let sim_r = fresh
+            .iter()
+            .map(|e| e.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / e.rewards.len() as f64)
+            .sum::<f64>()
+            / fresh.len() as f64;
+        for e in fresh {
+            if replay.len() < cap {
+                replay.push(e);
+            } else {
+                let i = rng.random_range(0..cap);
+                replay[i] = e;
+            }
+        }
+        let mut row = CurveRow { iteration: it, sim_reward: sim_r, epsilon, ..Default::default() };
+        // The classifiers: sim replay (label 0) vs real logs (label 1), noisy inputs.
+        if let (Some(clf), Some(copt), Some(dr)) = (&clf, copt.as_mut(), &o.delta_r) {
+            let source: &[Episode] = dr.sim_logs.as_deref().unwrap_or(&replay);
+            let bs: Vec<Episode> = (0..o.batch).map(|_| source[rng.random_range(0..source.len())].clone()).collect();
+            let br: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
+            let real_items = items.real.as_ref().expect("checked: real logs exist").detach();
+            let (loss, acc_sa, acc_sas) = clf.loss((&items.sim.detach(), &bs), (&real_items, &br), dr.noise, &mut rng);
+            row.clf_loss = finite(&loss, "classifier loss (D_sa + D_sas)", it)?;
+            row.acc_sa = acc_sa;
+            row.acc_sas = acc_sas;
+            copt.backward_step(&loss);
+        }
+        let use_real = o.k_interval > 0 && it % o.k_interval == o.k_interval - 1 && !logs.is_empty();
+        let loss = if use_real {
+            let dom = Domain {
+                items: items.real.as_ref().expect("logs need the real domain").shallow_clone(),
+                n_items: n_real,
+            };
+            let batch: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
+            td_loss(&net, &target, &dom, &batch, o.gamma, None)
+        } else {
+            let batch: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
+            let bonus = match (&clf, &o.delta_r) {
+                (Some(clf), Some(dr)) if it >= dr.warmup => {
+                    let (a, r) = batch_tensors(&batch, device);
+                    let mut delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
+                    if dr.sim_logs.is_some() {
+                        delta *= r.gt(0.0).to_kind(Kind::Float);
+                    }
+                    row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
+                    row.dr_std = delta.std(false).double_value(&[]);
+                    Some(delta * dr.alpha)
+                }
+                _ => None,
+            };
+            td_loss(&net, &target, &sim_dom, &batch, o.gamma, bonus.as_ref())
+        };
+        row.td_loss = finite(&loss, "TD loss", it)?;
+        match (&items.maps, mopt.as_mut()) {
+            (Some(m), Some(mopt)) => {
+                let lambda = dann_lambda(it as f64 / o.iterations.max(1) as f64);
+                let dom = m.dom_loss(lambda);
+                row.dom_loss = finite(&dom, "domain loss L_dom", it)?;
+                let total = &loss + dom * dom_weight;
+                opt.zero_grad();
+                mopt.zero_grad();
+                total.backward();
+                opt.clip_grad_norm(10.0);
+                mopt.clip_grad_norm(10.0);
+                opt.step();
+                mopt.step();
+            }
+            _ => opt.backward_step_clip_norm(&loss, 10.0),
+        }
+        if (it + 1) % o.target_every.max(1) == 0 {
+            tvs.copy(&vs).map_err(failed)?;
+        }
+        on_iteration(&row)?;
+        curves.push(row);
+    }
+    items.refresh();
+    let real_items = items.real.map_or_else(|| items.sim.zeros_like().narrow(0, 0, 0), |t| t.detach());
+    Ok(Trained { vs, curves, real_items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_world() -> (Domain, Domain, Vec<Episode>) {
+        let items = |n: i64, seed: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let v: Vec<f32> = (0..n * 8).map(|_| rng.random::<f32>() - 0.5).collect();
+            Domain::new(Tensor::from_slice(&v).view([n, 8]))
+        };
+        let logs = (0..6)
+            .map(|k| Episode { actions: (0..8).map(|i| (i + k) % 20).collect(), rewards: vec![0.6; 8] })
+            .collect();
+        (items(30, 1), items(20, 2), logs)
+    }
+
+    fn tiny_options(delta_r: bool) -> TrainOptions {
+        TrainOptions {
+            iterations: 30,
+            batch: 4,
+            session_len: 8,
+            gamma: 0.9,
+            lr: 1e-3,
+            target_every: 5,
+            k_interval: 2,
+            hidden: 8,
+            seed: 1,
+            delta_r: delta_r.then_some(DeltaROptions {
+                alpha: 0.8,
+                warmup: 5,
+                noise: 1.0,
+                hidden: 8,
+                lr: 1e-3,
+                sim_logs: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn training_reports_every_iteration_and_stops_when_told() {
+        let (sim, real, logs) = tiny_world();
+        let seen = std::cell::Cell::new(0usize);
+        let stop_at_3 = |row: &CurveRow| {
+            seen.set(seen.get() + 1);
+            if row.iteration == 3 {
+                Err(StageError::Cancelled)
+            } else {
+                Ok(())
+            }
+        };
+        let err =
+            train(&sim, 5, &|_, _| 0.5, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu, &stop_at_3)
+                .err()
+                .expect("cancelled");
+        assert!(matches!(err, StageError::Cancelled), "{err}");
+        assert_eq!(seen.get(), 4, "iterations 0..=3 reported, nothing after the stop");
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_training_naming_the_loss_and_iteration() {
+        let (sim, real, logs) = tiny_world();
+        let nan_reward = |_: usize, a: i64| if a == 3 { f32::NAN } else { 0.5 };
+        let err = train(
+            &sim,
+            5,
+            &nan_reward,
+            Some((&real, &logs)),
+            &tiny_options(false),
+            None,
+            tch::Device::Cpu,
+            &|_| Ok(()),
+        )
+        .err()
+        .expect("NaN reward");
+        assert!(matches!(&err, StageError::NonFinite { loss, iteration: 0 } if loss == "TD loss"), "{err}");
+        // A NaN in the real logs reaches the dynamics classifiers first.
+        let mut bad = logs.clone();
+        for e in &mut bad {
+            e.rewards[2] = f32::INFINITY;
+        }
+        let err =
+            train(&sim, 5, &|_, _| 0.5, Some((&real, &bad)), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
+                .err()
+                .expect("inf reward in the logs");
+        assert!(
+            matches!(&err, StageError::NonFinite { loss, iteration: 0 } if loss.starts_with("classifier loss")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("iteration 0"), "{err}");
+    }
+
+    #[test]
+    fn delta_r_methods_train_and_are_deterministic_and_need_real_logs() {
+        let (sim, real, logs) = tiny_world();
+        let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
+        let run = || {
+            train(&sim, 5, &reward, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
+                .unwrap()
+        };
+        let (a, b) = (run(), run());
+        assert!(a
+            .curves
+            .iter()
+            .zip(&b.curves)
+            .all(|(x, y)| x.td_loss.to_bits() == y.td_loss.to_bits() && x.dr_mean.to_bits() == y.dr_mean.to_bits()));
+        assert!(a.curves[..5].iter().all(|c| c.dr_mean == 0.0), "no Δr during the warm-up");
+        assert!(a.curves[5..].iter().any(|c| c.dr_std > 0.0), "Δr applied after the warm-up");
+        let err = train(&sim, 5, &reward, Some((&real, &[])), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
+            .err()
+            .expect("no logs");
+        assert!(err.to_string().contains("real logged sessions"), "{err}");
+        // With the classifiers on sim logs (every step rated), Δr touches rated sim steps only.
+        let mut o = tiny_options(true);
+        let sim_logs: Vec<Episode> = (0..6)
+            .map(|k| Episode { actions: (0..8).map(|i| (i + 2 * k) % 30).collect(), rewards: vec![0.8; 8] })
+            .collect();
+        o.delta_r.as_mut().unwrap().sim_logs = Some(sim_logs);
+        let zero = |_: usize, _: i64| 0.0;
+        let t = train(&sim, 5, &zero, Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
+        assert!(t.curves.iter().all(|c| c.dr_mean == 0.0 && c.dr_std == 0.0), "no rated sim step, no Δr");
+        let t = train(&sim, 5, &reward, Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
+        assert!(t.curves[5..].iter().any(|c| c.dr_std > 0.0));
+    }
+
+    /// CUDA and CPU training agree within float tolerance: the same initial weights (models are
+    /// built on the CPU, then moved), the same first TD loss, and the same greedy sessions. Needs a
+    /// CUDA device: skipped without one, unless `S2R_REQUIRE_CUDA` is set (scripts/gpu-check.sh
+    /// sets it, so on the GPU machine it cannot pass without running).
+    #[test]
+    fn cuda_training_matches_cpu() {
+        if !tch::Cuda::is_available() {
+            assert!(
+                std::env::var_os("S2R_REQUIRE_CUDA").is_none(),
+                "S2R_REQUIRE_CUDA is set and CUDA is not available"
+            );
+            eprintln!("no CUDA device: skipped");
+            return;
+        }
+        let (sim, real, logs) = tiny_world();
+        let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
+        let on = |dev: tch::Device| {
+            let (s, r) = (Domain::new(sim.items.to_device(dev)), Domain::new(real.items.to_device(dev)));
+            let t = train(&s, 5, &reward, Some((&r, &logs)), &tiny_options(true), None, dev, &|_| Ok(())).unwrap();
+            let sessions =
+                crate::neural::irs::rollout::greedy_with_feedback(&t.vs, &r, &[0, 1, 2, 3, 4], 8, 8, &|u, a| {
+                    reward(u, a)
+                });
+            (t.curves, sessions)
+        };
+        let (cpu, cpu_sessions) = on(tch::Device::Cpu);
+        let (gpu, gpu_sessions) = on(tch::Device::Cuda(0));
+        let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(b.abs()).max(1e-12);
+        eprintln!("first TD loss: cpu {} cuda {}", cpu[0].td_loss, gpu[0].td_loss);
+        assert!(rel(cpu[0].td_loss, gpu[0].td_loss) < 1e-4, "first TD loss {} vs {}", cpu[0].td_loss, gpu[0].td_loss);
+        let worst = cpu.iter().zip(&gpu).map(|(a, b)| rel(a.td_loss, b.td_loss)).fold(0.0, f64::max);
+        eprintln!("largest relative TD-loss difference over {} iterations: {worst:.2e}", cpu.len());
+        assert!(worst < 1e-2, "TD losses diverge: {worst}");
+        assert_eq!(cpu_sessions, gpu_sessions, "greedy sessions");
+    }
+}
