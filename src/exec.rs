@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{unbounded, Sender};
-use s2r_stages::api::device::{cap_threads, global_fingerprint, Device};
+use s2r_stages::api::device::{cap_threads, Device};
 use s2r_stages::{Context, Inputs, Registry};
-use serde_json::Value;
 
 use crate::event::{Event, Sink, StageResult, Status};
 use crate::graph::{Built, Graph};
-use crate::key::{canonical, Fingerprint, InputRef, KEY_VERSION};
+use crate::key::{fingerprint, Machine};
 use crate::store::remote::Remote;
 use crate::store::{Manifest, ObjectRef, Store, StoreError};
 
@@ -28,8 +27,9 @@ use crate::store::{Manifest, ObjectRef, Store, StoreError};
 pub struct ExecOptions {
     /// CPU slots (threads in the pool).
     pub jobs: usize,
-    /// GPU slots (0 = stages asking for a GPU run on CPU).
-    pub gpus: usize,
+    /// The machine: its GPUs are the GPU slots (0 = stages asking for a GPU run on CPU) and
+    /// decide the device class in keys.
+    pub machine: Machine,
     /// Set to stop: running stages are abandoned and nothing partial is cached.
     pub cancel: Arc<AtomicBool>,
     /// A shared cache read through on local misses.
@@ -42,7 +42,7 @@ impl Default for ExecOptions {
     fn default() -> Self {
         Self {
             jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            gpus: s2r_stages::api::device::cuda_device_count(),
+            machine: Machine::detect(),
             cancel: Arc::new(AtomicBool::new(false)),
             remote: None,
             push: false,
@@ -97,61 +97,6 @@ enum Msg {
     Finished(usize, Outcome),
 }
 
-/// The key material of a stage whose dependencies are done, or why it cannot be computed.
-pub fn fingerprint(
-    graph: &Graph<Built>,
-    registry: &Registry,
-    store: &Store,
-    idx: usize,
-    upstream: &dyn Fn(&str) -> Option<BTreeMap<String, ObjectRef>>,
-    gpus: usize,
-) -> Result<Fingerprint, String> {
-    let spec = graph.stage(idx);
-    let reg = registry.get(&spec.kind).ok_or_else(|| format!("unknown kind `{}`", spec.kind))?;
-    let mut params = spec.params.clone();
-    let mut sources = BTreeMap::new();
-    for src in reg.stage.sources(&spec.params) {
-        let h = store.hash_source(&src).map_err(|e| format!("source `{}`: {e}", src.display()))?;
-        let text = src.to_string_lossy().into_owned();
-        replace_string(&mut params, &text, &format!("source:{h}"));
-        sources.insert(text, h);
-    }
-    // Source paths are keyed by content, so the same data under another path hits the cache.
-    let sources: BTreeMap<String, String> =
-        sources.into_values().enumerate().map(|(i, h)| (format!("source{i}"), h)).collect();
-    let mut inputs: BTreeMap<String, Vec<InputRef>> = BTreeMap::new();
-    for b in &spec.inputs {
-        let outs = upstream(b.from.as_str()).ok_or_else(|| format!("upstream `{}` has no result", b.from))?;
-        let o =
-            outs.get(&b.output).ok_or_else(|| format!("upstream `{}` produced no output `{}`", b.from, b.output))?;
-        inputs.entry(b.input.clone()).or_default().push(InputRef {
-            from: b.from.to_string(),
-            output: b.output.clone(),
-            hash: o.hash.clone(),
-        });
-    }
-    let device = if spec.resources.gpu > 0 && gpus > 0 { "cuda" } else { "cpu" };
-    Ok(Fingerprint {
-        version: KEY_VERSION,
-        kind: spec.kind.clone(),
-        code: reg.fingerprint.clone(),
-        params: canonical(&params),
-        sources,
-        inputs,
-        global: global_fingerprint(),
-        device: device.to_string(),
-    })
-}
-
-fn replace_string(v: &mut Value, from: &str, to: &str) {
-    match v {
-        Value::String(s) if s == from => *s = to.to_string(),
-        Value::Array(a) => a.iter_mut().for_each(|x| replace_string(x, from, to)),
-        Value::Object(m) => m.values_mut().for_each(|x| replace_string(x, from, to)),
-        _ => {}
-    }
-}
-
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -188,7 +133,7 @@ impl Job<'_> {
             self.store,
             idx,
             &|id| upstream.get(id).cloned(),
-            self.opts.gpus,
+            self.opts.machine,
         ) {
             Ok(fp) => fp,
             Err(e) => return fail(result, e),
@@ -266,7 +211,11 @@ impl Job<'_> {
         for b in &spec.inputs {
             let o = &upstream[b.from.as_str()][&b.output];
             match self.store.get(o) {
-                Ok(a) => inputs.push(b.input.clone(), b.from.to_string(), a),
+                Ok(a) => {
+                    // The producer's matrix values, typed as the pipeline wrote them.
+                    let matrix = self.graph.index_of(b.from.as_str()).map(|p| self.graph.stage(p).matrix.clone());
+                    inputs.push_instance(b.input.clone(), b.from.to_string(), matrix.unwrap_or_default(), a)
+                }
                 Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
                     self.store.quarantine(&o.hash, &o.ext);
                     return Outcome::BadInput {
@@ -404,9 +353,9 @@ pub fn execute(
     for &i in &ready {
         queued[i] = true;
     }
-    let (mut free_cpu, mut free_gpu) = (jobs, opts.gpus);
+    let (mut free_cpu, mut free_gpu) = (jobs, opts.machine.gpus);
     let mut running = 0usize;
-    let mut gpu_in_use = vec![false; opts.gpus];
+    let mut gpu_in_use = vec![false; opts.machine.gpus];
     let mut held: Vec<(usize, Option<usize>)> = vec![(0, None); n];
     let mut interrupted = false;
     sink.on(&Event::Begin { pipeline: graph.pipeline().name.clone(), total: n });
@@ -446,7 +395,7 @@ pub fn execute(
                     continue;
                 }
                 let cpu = spec.resources.cpu.min(jobs);
-                let wants_gpu = spec.resources.gpu > 0 && opts.gpus > 0;
+                let wants_gpu = spec.resources.gpu > 0 && opts.machine.gpus > 0;
                 if free_cpu < cpu || (wants_gpu && free_gpu == 0) {
                     deferred.push_back(i);
                     continue;

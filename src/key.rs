@@ -2,8 +2,43 @@
 
 use std::collections::BTreeMap;
 
+use s2r_stages::api::device::{cuda_device_count, global_fingerprint};
+use s2r_stages::Registry;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::graph::{Built, Graph};
+use crate::spec::StageSpec;
+use crate::store::{ObjectRef, Store};
+
+/// The devices of the machine keys are computed for (and stages are placed on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// Usable CUDA devices (GPU slots).
+    pub gpus: usize,
+}
+
+impl Machine {
+    /// This machine: its CUDA devices (0 without the `torch` feature).
+    pub fn detect() -> Self {
+        Self { gpus: cuda_device_count() }
+    }
+
+    /// A machine with `gpus` CUDA devices (tests fake one; `--gpus 0` forces the CPU).
+    pub fn with_gpus(gpus: usize) -> Self {
+        Self { gpus }
+    }
+
+    /// Where `spec` runs here, as the device class in its key: `cuda` for a stage asking for a
+    /// GPU when there is one, else `cpu`.
+    pub fn device_class(&self, spec: &StageSpec) -> &'static str {
+        if spec.resources.gpu > 0 && self.gpus > 0 {
+            "cuda"
+        } else {
+            "cpu"
+        }
+    }
+}
 
 /// Bump to invalidate every cache entry (a change of key or manifest semantics).
 pub const KEY_VERSION: u32 = 1;
@@ -130,5 +165,65 @@ mod tests {
         for f in v {
             assert_ne!(f.key(), base.key());
         }
+    }
+}
+
+/// The key material of a stage whose dependencies are done, or why it cannot be computed.
+///
+/// The one place a key is computed: `run`, `plan`, `cat`, `path` and `cache gc|push|pull` all
+/// call it with the same [`Machine`], so they agree on every key (the device class of a GPU stage
+/// depends on the machine's GPUs). Params enter with their defaults filled in by the stage, so
+/// writing a default out explicitly does not change a key.
+pub fn fingerprint(
+    graph: &Graph<Built>,
+    registry: &Registry,
+    store: &Store,
+    idx: usize,
+    upstream: &dyn Fn(&str) -> Option<BTreeMap<String, ObjectRef>>,
+    machine: Machine,
+) -> Result<Fingerprint, String> {
+    let spec = graph.stage(idx);
+    let reg = registry.get(&spec.kind).ok_or_else(|| format!("unknown kind `{}`", spec.kind))?;
+    let mut params = reg.stage.normalize(&spec.params).map_err(|e| format!("params of `{}`: {e}", spec.id))?;
+    let mut sources = BTreeMap::new();
+    for src in reg.stage.sources(&spec.params) {
+        let h = store.hash_source(&src).map_err(|e| format!("source `{}`: {e}", src.display()))?;
+        let text = src.to_string_lossy().into_owned();
+        replace_string(&mut params, &text, &format!("source:{h}"));
+        sources.insert(text, h);
+    }
+    // Source paths are keyed by content, so the same data under another path hits the cache.
+    let sources: BTreeMap<String, String> =
+        sources.into_values().enumerate().map(|(i, h)| (format!("source{i}"), h)).collect();
+    let mut inputs: BTreeMap<String, Vec<InputRef>> = BTreeMap::new();
+    for b in &spec.inputs {
+        let outs = upstream(b.from.as_str()).ok_or_else(|| format!("upstream `{}` has no result", b.from))?;
+        let o =
+            outs.get(&b.output).ok_or_else(|| format!("upstream `{}` produced no output `{}`", b.from, b.output))?;
+        inputs.entry(b.input.clone()).or_default().push(InputRef {
+            from: b.from.to_string(),
+            output: b.output.clone(),
+            hash: o.hash.clone(),
+        });
+    }
+    let device = machine.device_class(spec);
+    Ok(Fingerprint {
+        version: KEY_VERSION,
+        kind: spec.kind.clone(),
+        code: reg.fingerprint.clone(),
+        params: canonical(&params),
+        sources,
+        inputs,
+        global: global_fingerprint(),
+        device: device.to_string(),
+    })
+}
+
+fn replace_string(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(s) if s == from => *s = to.to_string(),
+        Value::Array(a) => a.iter_mut().for_each(|x| replace_string(x, from, to)),
+        Value::Object(m) => m.values_mut().for_each(|x| replace_string(x, from, to)),
+        _ => {}
     }
 }

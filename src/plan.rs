@@ -7,9 +7,9 @@ use s2r_stages::Registry;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::exec::fingerprint;
 use crate::graph::{Built, Graph};
 use crate::key::Fingerprint;
+use crate::key::{fingerprint, Machine};
 use crate::store::{ObjectRef, Store};
 
 /// What would happen to a stage.
@@ -123,7 +123,7 @@ pub fn diff(old: &Fingerprint, new: &Fingerprint) -> Vec<String> {
 }
 
 /// Plans `graph` against `store` without running or reading any artifact.
-pub fn plan(graph: &Graph<Built>, registry: &Registry, store: &Store, gpus: usize) -> Plan {
+pub fn plan(graph: &Graph<Built>, registry: &Registry, store: &Store, machine: Machine) -> Plan {
     let mut items: Vec<Option<PlanItem>> = vec![None; graph.len()];
     let name = &graph.pipeline().name;
     for &i in graph.topo() {
@@ -153,7 +153,7 @@ pub fn plan(graph: &Graph<Built>, registry: &Registry, store: &Store, gpus: usiz
         let lookup = |id: &str| -> Option<BTreeMap<String, ObjectRef>> {
             graph.index_of(id).and_then(|d| items[d].as_ref().map(|x| x.outputs.clone()))
         };
-        match fingerprint(graph, registry, store, i, &lookup, gpus) {
+        match fingerprint(graph, registry, store, i, &lookup, machine) {
             Err(e) => item.reasons.push(format!("cannot compute its key: {e}")),
             Ok(fp) => {
                 let key = fp.key();

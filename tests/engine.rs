@@ -9,6 +9,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use s2r_pipe::event::{NullSink, Status};
 use s2r_pipe::exec::{execute, ExecOptions};
 use s2r_pipe::graph::Graph;
+use s2r_pipe::key::Machine;
 use s2r_pipe::plan::plan;
 use s2r_pipe::spec::parse_pipeline;
 use s2r_pipe::store::Store;
@@ -71,7 +72,7 @@ stages:
 fn run(dir: &Path, reg: &Registry) -> Vec<(String, Status)> {
     let graph = Graph::new(parse_pipeline(PIPE, Path::new("p.yaml"), &[], reg).unwrap()).seal().unwrap();
     let store = Store::open(dir).unwrap();
-    let opts = ExecOptions { jobs: 2, gpus: 0, ..Default::default() };
+    let opts = ExecOptions { jobs: 2, machine: Machine::with_gpus(0), ..Default::default() };
     let s = execute(&graph, reg, &store, &opts, &mut NullSink);
     s.results.into_iter().map(|r| (r.id, r.status)).collect()
 }
@@ -91,7 +92,7 @@ fn a_changed_code_fingerprint_reruns_that_kind_and_its_downstream_only() {
     let reg2 = registry(3, "scale-v2");
     let graph = Graph::new(parse_pipeline(PIPE, Path::new("p.yaml"), &[], &reg2).unwrap()).seal().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let p = plan(&graph, &reg2, &store, 0);
+    let p = plan(&graph, &reg2, &store, Machine::with_gpus(0));
     let scaled = p.stages.iter().find(|s| s.id == "scaled").unwrap();
     assert!(scaled.reasons.iter().any(|r| r.contains("code of `test.scale` changed")), "{:?}", scaled.reasons);
     // The edited kind and everything downstream of it rerun; nothing else.
@@ -113,10 +114,69 @@ fn keys_do_not_depend_on_yaml_map_order_or_number_spelling() {
     let store = Store::open(dir.path()).unwrap();
     let key = |text: &str| {
         let g = Graph::new(parse_pipeline(text, Path::new("p.yaml"), &[], &reg).unwrap()).seal().unwrap();
-        plan(&g, &reg, &store, 0).stages[0].key.clone().unwrap()
+        plan(&g, &reg, &store, Machine::with_gpus(0)).stages[0].key.clone().unwrap()
     };
     assert_eq!(key(a), key(b));
     assert_ne!(key(a), key("stages:\n  s: {kind: util.sequence, params: {n: 3, start: 1, step: 3}}\n"));
+}
+
+#[test]
+fn writing_a_default_out_does_not_change_a_key() {
+    let reg = Registry::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = |text: &str| {
+        let g = Graph::new(parse_pipeline(text, Path::new("p.yaml"), &[], &reg).unwrap()).seal().unwrap();
+        plan(&g, &reg, &store, Machine::with_gpus(0)).stages[0].key.clone().unwrap()
+    };
+    let bare = key("stages:\n  s: {kind: util.sequence, params: {n: 3}}\n");
+    assert_eq!(bare, key("stages:\n  s: {kind: util.sequence, params: {n: 3, start: 0, step: 1, sleep_ms: 0}}\n"));
+    assert_eq!(
+        key("stages:\n  s: {kind: util.sequence}\n"),
+        key("stages:\n  s: {kind: util.sequence, params: {n: 10}}\n")
+    );
+    assert_ne!(bare, key("stages:\n  s: {kind: util.sequence, params: {n: 3, step: 2}}\n"));
+}
+
+/// `test.gpu`: a stage that asks for a GPU slot (its result does not depend on the device).
+const GPU_PIPE: &str = r#"
+stages:
+  a: {kind: util.sequence, params: {n: 4}}
+  g: {kind: util.sum, inputs: {x: a.table}, resources: {gpu: 1}}
+  after: {kind: util.sum, inputs: {x: g.table}}
+"#;
+
+#[test]
+fn gc_push_and_pull_use_the_keys_run_used_on_a_machine_with_gpus() {
+    use s2r_pipe::store::gc::{collect, GcPolicy};
+    let reg = Registry::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let graph = Graph::new(parse_pipeline(GPU_PIPE, Path::new("gpu.yaml"), &[], &reg).unwrap()).seal().unwrap();
+    // A machine with one GPU (faked: util stages ignore the device): `g` is keyed `cuda`.
+    let gpu = Machine::with_gpus(1);
+    let s = execute(&graph, &reg, &store, &ExecOptions { jobs: 2, machine: gpu, ..Default::default() }, &mut NullSink);
+    assert!(s.results.iter().all(|r| r.status == Status::Ran), "{:?}", s.results);
+    let planned = plan(&graph, &reg, &store, gpu);
+    assert!(planned.stages.iter().all(|i| i.action == s2r_pipe::plan::Action::Cached), "same machine, same keys");
+    // The old defect: keys computed for 0 GPUs miss the GPU stage (and its downstream).
+    let cpu = plan(&graph, &reg, &store, Machine::with_gpus(0));
+    let missed: Vec<&str> =
+        cpu.stages.iter().filter(|i| i.action != s2r_pipe::plan::Action::Cached).map(|i| i.id.as_str()).collect();
+    assert_eq!(missed, ["g", "after"]);
+    // gc keeps exactly what `run` produced when it keeps the pipeline's keys for this machine.
+    let keep = |m: Machine| GcPolicy {
+        keep: plan(&graph, &reg, &store, m).stages.into_iter().filter_map(|i| i.key).collect(),
+        pipelines_given: true,
+        ..Default::default()
+    };
+    let dry = GcPolicy { dry_run: true, ..keep(Machine::with_gpus(0)) };
+    assert_eq!(collect(&store, &dry).unwrap().evicted.len(), 2, "a 0-GPU key set would evict `g` and `after`");
+    let report = collect(&store, &keep(gpu)).unwrap();
+    assert!(report.evicted.is_empty() && report.objects == 0, "{report:?}");
+    let again =
+        execute(&graph, &reg, &store, &ExecOptions { jobs: 2, machine: gpu, ..Default::default() }, &mut NullSink);
+    assert!(again.results.iter().all(|r| r.status == Status::Cached));
 }
 
 const VALID: &str = r#"name: p

@@ -125,13 +125,9 @@ fn yaml_scalar_text(v: &Yaml) -> Option<String> {
     }
 }
 
+/// A matrix value as it appears in ids: the same text stages get (`s2r_stages::api::artifact::matrix_text`).
 fn json_scalar_text(v: &Json) -> Option<String> {
-    match v {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    s2r_stages::api::artifact::matrix_text(v)
 }
 
 /// `--set` value: parsed as YAML (so `3`, `0.7`, `[1, 2]`, `true` get their types).

@@ -13,6 +13,7 @@
 //! written to a temp file, fsynced, and renamed; the manifest is renamed only after every object
 //! it names is in place.
 
+pub mod gc;
 mod manifest;
 mod object;
 pub mod remote;

@@ -2,6 +2,7 @@
 //! complaint into a message that lists what the stage expects.
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::docs::ParamDoc;
@@ -11,6 +12,13 @@ use crate::api::error::StageError;
 pub fn parse<T: DeserializeOwned>(params: &Value, docs: &[ParamDoc]) -> Result<T, StageError> {
     let value = if params.is_null() { Value::Object(Default::default()) } else { params.clone() };
     serde_json::from_value(value).map_err(|e| StageError::Params { message: e.to_string(), expected: expected(docs) })
+}
+
+/// `params` parsed into `T` and written back: every param with its default filled in, in one
+/// canonical shape (what goes into cache keys, so writing a default out changes nothing).
+pub fn normalized<T: DeserializeOwned + Serialize>(params: &Value, docs: &[ParamDoc]) -> Result<Value, StageError> {
+    let typed: T = parse(params, docs)?;
+    serde_json::to_value(typed).map_err(|e| StageError::Failed(format!("params do not serialize: {e}")))
 }
 
 /// A bad-value error with the expected params listed.

@@ -34,6 +34,12 @@ pub trait Stage: Send + Sync {
     /// Checks params without running (called when the pipeline is loaded).
     fn validate(&self, params: &Value) -> Result<(), StageError>;
 
+    /// The params with every default filled in (what the cache key holds). Stages with typed
+    /// params return them parsed and written back ([`crate::api::params::normalized`]).
+    fn normalize(&self, params: &Value) -> Result<Value, StageError> {
+        Ok(if params.is_null() { Value::Object(Default::default()) } else { params.clone() })
+    }
+
     /// Source files/directories the stage reads, resolved from its params. The engine hashes
     /// their content into the cache key in place of the path strings.
     fn sources(&self, _params: &Value) -> Vec<PathBuf> {

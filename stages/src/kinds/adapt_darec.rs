@@ -76,6 +76,9 @@ impl Stage for Darec {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         config(p).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<DarecConfig>(p, PARAMS)
+    }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p = config(p)?;
         #[cfg(feature = "torch")]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -21,7 +21,7 @@ use crate::data::text::{csv_fields, parse_i64, parse_lines, parse_u32, split_exa
 /// The Anime loader.
 pub struct Anime;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     path: PathBuf,
@@ -62,6 +62,9 @@ impl Stage for Anime {
     }
     fn sources(&self, p: &Value) -> Vec<PathBuf> {
         params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -20,7 +20,7 @@ use crate::data::text::{csv_fields, parse_f32, parse_i64, parse_lines, parse_u32
 /// The MovieLens loader.
 pub struct MovieLens;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     path: PathBuf,
@@ -218,6 +218,9 @@ impl Stage for MovieLens {
     }
     fn sources(&self, p: &Value) -> Vec<PathBuf> {
         params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;

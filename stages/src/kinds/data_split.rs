@@ -189,6 +189,9 @@ impl Stage for Split {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         check(params::parse::<SplitConfig>(p, PARAMS)?).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<SplitConfig>(p, PARAMS)
+    }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let ratings = Ratings::from_batch(inputs.table("ratings")?, "ratings")?;
         let items = Items::from_batch(inputs.table("items")?, "items")?;

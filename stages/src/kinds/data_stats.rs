@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray, UInt32Array};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -20,7 +20,7 @@ use crate::data::table::{batch, column, counter};
 /// The stats stage.
 pub struct Stats;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default)]
@@ -73,6 +73,9 @@ impl Stage for Stats {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;

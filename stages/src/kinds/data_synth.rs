@@ -134,6 +134,9 @@ impl Stage for Synth {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         config(p).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<SynthParams>(p, PARAMS)
+    }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p = config(p)?;
         ctx.progress(0.0, "generating");

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -25,7 +25,7 @@ use crate::numerics::factorize::factorize;
 /// The SVD stage.
 pub struct EmbedSvd;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default = "d_dim")]
@@ -110,6 +110,9 @@ impl Stage for EmbedSvd {
             return Err(params::invalid("`dim` must be ≥ 1", PARAMS));
         }
         Ok(())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;

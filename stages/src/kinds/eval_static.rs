@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use arrow::array::UInt32Array;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Inputs, Outputs};
@@ -26,7 +26,7 @@ use crate::eval::tables::{metric_tables, METRIC_OUTPUTS};
 /// The static evaluator.
 pub struct EvalStatic;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     method: String,
@@ -113,6 +113,9 @@ impl Stage for EvalStatic {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         check(&params::parse(p, PARAMS)?)
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;

@@ -61,6 +61,9 @@ impl Stage for IrsEval {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<EvalConfig>(p, EVAL_PARAMS).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<EvalConfig>(p, EVAL_PARAMS)
+    }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: EvalConfig = params::parse(p, EVAL_PARAMS)?;
         #[cfg(feature = "torch")]

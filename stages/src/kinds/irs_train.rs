@@ -131,6 +131,9 @@ impl Stage for IrsTrain {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         train_config(p).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<TrainConfig>(p, PARAMS)
+    }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p = train_config(p)?;
         #[cfg(feature = "torch")]

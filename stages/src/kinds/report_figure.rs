@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -27,7 +27,7 @@ use crate::numerics::stats::mean_ci;
 use crate::report::chart::{png, svg, Chart};
 use crate::report::summaries::{collect, ordered_methods, paired};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     x_axis: String,
@@ -105,6 +105,9 @@ impl Stage for ReportFigure {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         parse(p).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p = parse(pv)?;

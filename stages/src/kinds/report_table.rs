@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -30,7 +30,7 @@ use crate::eval::metrics::Metric;
 use crate::numerics::stats::mean_ci;
 use crate::report::summaries::{collect, ordered_methods, paired};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default)]
@@ -102,6 +102,9 @@ impl Stage for ReportTable {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;

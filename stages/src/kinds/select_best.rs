@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, Float64Array, StringArray};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -32,7 +32,7 @@ fn axes_text(a: &BTreeMap<String, String>) -> String {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default = "d_metric")]
@@ -94,6 +94,9 @@ impl Stage for SelectBest {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         parse(p).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p = parse(pv)?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, UInt32Array};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -25,7 +25,7 @@ use crate::api::params;
 use crate::api::stage::Stage;
 use crate::data::table::{batch, column, read_vectors};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default = "d_groups")]
@@ -111,6 +111,9 @@ impl Stage for GroupsRq2 {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         parse(p).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
+    }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p = parse(pv)?;
         let (assign, cent, d) = clusters(inputs, "assignments", "centroids")?;
@@ -183,6 +186,9 @@ impl Stage for GroupsRq3 {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         parse(p).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p = parse(pv)?;

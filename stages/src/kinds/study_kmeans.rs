@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -20,7 +20,7 @@ use crate::numerics::kmeans::{kmeans, Options};
 /// The k-means stage.
 pub struct StudyKmeans;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct P {
     #[serde(default = "d_k")]
@@ -137,6 +137,9 @@ impl Stage for StudyKmeans {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         check(&params::parse(p, PARAMS)?)
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, ctx: &Context, inputs: &Inputs, pv: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(pv, PARAMS)?;

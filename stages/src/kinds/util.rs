@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::Int64Array;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::artifact::{Artifact, Inputs, Outputs};
@@ -28,7 +28,7 @@ fn sleep(ctx: &Context, ms: u64) -> Result<(), StageError> {
 /// `util.sequence`: a table `x = start, start+step, …` of `n` rows.
 pub struct Sequence;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SequenceParams {
     #[serde(default = "ten")]
@@ -77,6 +77,9 @@ impl Stage for Sequence {
         }
         Ok(())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<SequenceParams>(p, SEQ_PARAMS)
+    }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: SequenceParams = params::parse(p, SEQ_PARAMS)?;
         sleep(ctx, p.sleep_ms)?;
@@ -89,7 +92,7 @@ impl Stage for Sequence {
 /// `util.sum`: sums column `x` of every input table, times `scale`.
 pub struct Sum;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SumParams {
     #[serde(default = "one")]
@@ -125,6 +128,9 @@ impl Stage for Sum {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<SumParams>(p, SUM_PARAMS).map(|_| ())
     }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<SumParams>(p, SUM_PARAMS)
+    }
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: SumParams = params::parse(p, SUM_PARAMS)?;
         sleep(ctx, p.sleep_ms)?;
@@ -141,7 +147,7 @@ impl Stage for Sum {
 /// `util.fail`: always fails with `message` (for testing failure handling).
 pub struct Fail;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FailParams {
     #[serde(default = "default_message")]
@@ -179,6 +185,9 @@ impl Stage for Fail {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<FailParams>(p, FAIL_PARAMS).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<FailParams>(p, FAIL_PARAMS)
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: FailParams = params::parse(p, FAIL_PARAMS)?;

@@ -1,0 +1,88 @@
+//! `s2r-pipe run`: execute what is missing, with progress, a summary and the report tables.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use s2r_pipe::event::{Fanout, Sink};
+use s2r_pipe::exec::{execute, ExecOptions, RunSummary};
+use s2r_pipe::key::Machine;
+use s2r_pipe::show::{render, Format};
+use s2r_pipe::store::Store;
+use s2r_pipe::{progress, report};
+use s2r_stages::{Artifact, Registry};
+
+use super::args::PipelineArgs;
+use super::{load_graph, open_store, remote_for, ConfigError};
+
+/// `run PIPELINE [--jobs N] [--report FILE] [--push]`.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    cache_dir: &Path,
+    remote: Option<&str>,
+    quiet: bool,
+    p: &PipelineArgs,
+    jobs: Option<usize>,
+    report_path: Option<PathBuf>,
+    push: bool,
+    registry: &Registry,
+    machine: Machine,
+) -> Result<ExitCode> {
+    let graph = load_graph(p, registry)?;
+    let store = open_store(cache_dir)?;
+    let mut opts = ExecOptions { remote: remote_for(remote, Some(&graph))?, push, machine, ..Default::default() };
+    if push && opts.remote.is_none() {
+        return Err(ConfigError(
+            "`--push` needs a remote: `--remote URL`, S2R_REMOTE or `cache: {remote: URL}`".into(),
+        )
+        .into());
+    }
+    if let Some(j) = jobs {
+        if j == 0 {
+            return Err(ConfigError("`--jobs` must be ≥ 1".into()).into());
+        }
+        opts.jobs = j;
+    }
+    let cancel = opts.cancel.clone();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let _ = ctrlc::set_handler(move || {
+        if h.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("interrupted twice: exiting now");
+            std::process::exit(130);
+        }
+        cancel.store(true, Ordering::SeqCst);
+    });
+    let summary = {
+        let mut console = progress::Progress::new(quiet);
+        let mut sinks: Vec<&mut dyn Sink> = vec![&mut console];
+        let mut fan = Fanout(std::mem::take(&mut sinks));
+        execute(&graph, registry, &store, &opts, &mut fan)
+    };
+    if let Some(path) = report_path {
+        report::write(&summary, &path).with_context(|| format!("cannot write the report `{}`", path.display()))?;
+    }
+    if !quiet {
+        print!("{}", report::table(&summary));
+        print_reports(&summary, &store);
+    }
+    if summary.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if summary.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Prints the `table` of every `report.table` stage that produced (or found cached) one, as
+/// Markdown — from the run's own results, without planning again.
+fn print_reports(summary: &RunSummary, store: &Store) {
+    for r in summary.results.iter().filter(|r| r.kind == "report.table") {
+        let Some(obj) = r.objects.get("table") else { continue };
+        if let Ok(Artifact::Table(t)) = store.get(obj) {
+            if let Ok(md) = render(&t, Format::Markdown, None) {
+                println!("\n{}\n\n{md}", r.id);
+            }
+        }
+    }
+}
