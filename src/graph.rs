@@ -1,14 +1,14 @@
 //! The stage DAG (petgraph). `Graph<Building>` → [`Graph::seal`] → `Graph<Built>`: only a sealed
 //! graph (acyclic, every input bound to an existing stage) can be planned or executed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::marker::PhantomData;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::spec::{find_cycles, Pipeline, StageSpec};
+use crate::spec::{Pipeline, StageSpec};
 
 /// Typestate: edges may still be invalid.
 #[derive(Debug)]
@@ -31,21 +31,7 @@ pub struct Graph<S> {
 impl Graph<Building> {
     /// Builds the graph of `pipeline`.
     pub fn new(pipeline: Pipeline) -> Self {
-        let mut graph = DiGraph::new();
-        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len()).map(|i| graph.add_node(i)).collect();
-        let index: HashMap<&str, usize> = pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-        // add_edge after a set-based dedup: update_edge scans the source's edges, which is
-        // quadratic for a stage read by thousands of others.
-        let mut seen = std::collections::HashSet::new();
-        for (i, s) in pipeline.stages.iter().enumerate() {
-            for b in &s.inputs {
-                if let Some(&j) = index.get(b.from.as_str()) {
-                    if seen.insert((j, i)) {
-                        graph.add_edge(nodes[j], nodes[i], ());
-                    }
-                }
-            }
-        }
+        let (graph, nodes, _) = dependency_graph(&pipeline.stages);
         let by_id = pipeline.stages.iter().enumerate().map(|(i, s)| (s.id.to_string(), i)).collect();
         Graph { pipeline, graph, nodes, topo: Vec::new(), by_id, _state: PhantomData }
     }
@@ -64,14 +50,8 @@ impl Graph<Building> {
                 }
             }
         }
-        for c in find_cycles(&self.pipeline.stages) {
-            let path = c
-                .iter()
-                .chain(std::iter::once(&c[0]))
-                .map(|&i| format!("`{}`", self.pipeline.stages[i].id))
-                .collect::<Vec<_>>()
-                .join(" → ");
-            diags.push(Diagnostic::new("spec::cycle", format!("the stages form a cycle: {path}")));
+        for c in cycles(&self.pipeline.stages) {
+            diags.push(Diagnostic::new("spec::cycle", cycle_message(&self.pipeline.stages, &c)));
         }
         if !diags.is_empty() {
             return Err(Diagnostics(diags));
@@ -191,4 +171,78 @@ pub fn load(
     registry: &s2r_stages::Registry,
 ) -> Result<Graph<Built>, Diagnostics> {
     Graph::new(crate::spec::load_pipeline(path, overrides, registry)?).seal()
+}
+
+/// The dependency graph of `stages` — a node per stage (weight: its index), an edge `a → b` when
+/// b reads an output of a — and the stages that read their own outputs. The one place the DAG is
+/// built (pipelines' cycle checks and [`Graph`] both use it). Edges are deduplicated with a set:
+/// `update_edge` scans the source's edges, quadratic for a stage read by thousands of others.
+fn dependency_graph(stages: &[StageSpec]) -> (DiGraph<usize, ()>, Vec<NodeIndex>, BTreeSet<usize>) {
+    let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut g = DiGraph::<usize, ()>::new();
+    let nodes: Vec<NodeIndex> = (0..stages.len()).map(|i| g.add_node(i)).collect();
+    let mut self_loops = BTreeSet::new();
+    let mut seen = HashSet::new();
+    for (i, s) in stages.iter().enumerate() {
+        for b in &s.inputs {
+            if let Some(&j) = index.get(b.from.as_str()) {
+                if i == j {
+                    self_loops.insert(i);
+                }
+                if seen.insert((j, i)) {
+                    g.add_edge(nodes[j], nodes[i], ());
+                }
+            }
+        }
+    }
+    (g, nodes, self_loops)
+}
+
+/// `the stages form a cycle: `a` → `b` → `a``.
+pub fn cycle_message(stages: &[StageSpec], cycle: &[usize]) -> String {
+    let path = cycle
+        .iter()
+        .chain(std::iter::once(&cycle[0]))
+        .map(|&i| format!("`{}`", stages[i].id))
+        .collect::<Vec<_>>()
+        .join(" → ");
+    format!("the stages form a cycle: {path}")
+}
+
+/// Every elementary cycle's members (one per strongly connected component), in dependency order.
+pub fn cycles(stages: &[StageSpec]) -> Vec<Vec<usize>> {
+    let (g, _, self_loops) = dependency_graph(stages);
+    let mut cycles = Vec::new();
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        if scc.len() > 1 {
+            // Walk from the first member along edges inside the component until we return.
+            let members: BTreeSet<_> = scc.iter().copied().collect();
+            let start = *members.iter().next().expect("non-empty");
+            let mut path = vec![start];
+            let mut cur = start;
+            let mut visited = BTreeSet::from([start]);
+            loop {
+                let next = g.neighbors(cur).filter(|n| members.contains(n)).min_by_key(|n| {
+                    if *n == start {
+                        0
+                    } else {
+                        1 + n.index()
+                    }
+                });
+                match next {
+                    Some(n) if n == start => break,
+                    Some(n) if visited.insert(n) => {
+                        path.push(n);
+                        cur = n;
+                    }
+                    _ => break,
+                }
+            }
+            cycles.push(path.into_iter().map(|n| g[n]).collect());
+        }
+    }
+    for i in self_loops {
+        cycles.push(vec![i]);
+    }
+    cycles
 }

@@ -114,60 +114,6 @@ pub fn canonical(v: &Value) -> Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn fp(params: Value) -> Fingerprint {
-        Fingerprint {
-            version: KEY_VERSION,
-            kind: "k".into(),
-            code: "c".into(),
-            params,
-            sources: BTreeMap::new(),
-            inputs: BTreeMap::new(),
-            global: "g".into(),
-            device: "cpu".into(),
-        }
-    }
-
-    #[test]
-    fn key_ignores_map_order_and_number_spelling() {
-        let a = fp(serde_json::from_str(r#"{"a": 1.0, "b": {"x": 2, "y": [1, 2.5]}}"#).unwrap());
-        let b = fp(serde_json::from_str(r#"{"b": {"y": [1, 2.5], "x": 2.0}, "a": 1}"#).unwrap());
-        assert_eq!(a.key(), b.key());
-        assert_ne!(a.key(), fp(json!({"a": 1.5, "b": {"x": 2, "y": [1, 2.5]}})).key());
-    }
-
-    #[test]
-    fn every_field_changes_the_key() {
-        let base = fp(json!({"a": 1}));
-        let mut v = vec![];
-        let mut f = base.clone();
-        f.kind = "k2".into();
-        v.push(f);
-        let mut f = base.clone();
-        f.code = "c2".into();
-        v.push(f);
-        let mut f = base.clone();
-        f.global = "g2".into();
-        v.push(f);
-        let mut f = base.clone();
-        f.device = "cuda".into();
-        v.push(f);
-        let mut f = base.clone();
-        f.inputs.insert("x".into(), vec![InputRef { from: "s".into(), output: "o".into(), hash: "h".into() }]);
-        v.push(f);
-        let mut f = base.clone();
-        f.sources.insert("path".into(), "h".into());
-        v.push(f);
-        for f in v {
-            assert_ne!(f.key(), base.key());
-        }
-    }
-}
-
 /// The key material of a stage whose dependencies are done, or why it cannot be computed.
 ///
 /// The one place a key is computed: `run`, `plan`, `cat`, `path` and `cache gc|push|pull` all
@@ -225,5 +171,59 @@ fn replace_string(v: &mut Value, from: &str, to: &str) {
         Value::Array(a) => a.iter_mut().for_each(|x| replace_string(x, from, to)),
         Value::Object(m) => m.values_mut().for_each(|x| replace_string(x, from, to)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fp(params: Value) -> Fingerprint {
+        Fingerprint {
+            version: KEY_VERSION,
+            kind: "k".into(),
+            code: "c".into(),
+            params,
+            sources: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            global: "g".into(),
+            device: "cpu".into(),
+        }
+    }
+
+    #[test]
+    fn key_ignores_map_order_and_number_spelling() {
+        let a = fp(serde_json::from_str(r#"{"a": 1.0, "b": {"x": 2, "y": [1, 2.5]}}"#).unwrap());
+        let b = fp(serde_json::from_str(r#"{"b": {"y": [1, 2.5], "x": 2.0}, "a": 1}"#).unwrap());
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), fp(json!({"a": 1.5, "b": {"x": 2, "y": [1, 2.5]}})).key());
+    }
+
+    #[test]
+    fn every_field_changes_the_key() {
+        let base = fp(json!({"a": 1}));
+        let mut v = vec![];
+        let mut f = base.clone();
+        f.kind = "k2".into();
+        v.push(f);
+        let mut f = base.clone();
+        f.code = "c2".into();
+        v.push(f);
+        let mut f = base.clone();
+        f.global = "g2".into();
+        v.push(f);
+        let mut f = base.clone();
+        f.device = "cuda".into();
+        v.push(f);
+        let mut f = base.clone();
+        f.inputs.insert("x".into(), vec![InputRef { from: "s".into(), output: "o".into(), hash: "h".into() }]);
+        v.push(f);
+        let mut f = base.clone();
+        f.sources.insert("path".into(), "h".into());
+        v.push(f);
+        for f in v {
+            assert_ne!(f.key(), base.key());
+        }
     }
 }

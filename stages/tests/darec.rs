@@ -144,3 +144,29 @@ fn a_nan_in_training_stops_with_the_loss_and_iteration() {
     assert!(e.starts_with("non-finite L_"), "{e}");
     assert!(e.contains("at iteration 0"), "{e}");
 }
+
+#[test]
+fn darec_reports_progress_per_epoch_and_stops_within_a_step_when_cancelled() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let (inputs, ..) = setup(false);
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let s = seen.clone();
+    let ctx = Context::new(
+        dir.path().to_path_buf(),
+        2,
+        s2r_stages::api::device::Device::Cpu,
+        Arc::new(move |f, _| s.lock().unwrap().push(f)),
+        cancel.clone(),
+    );
+    let p = config(&serde_json::json!({"epochs": 3, "seed": 1})).unwrap();
+    run(&ctx, &inputs, &p).unwrap();
+    let fractions = seen.lock().unwrap().clone();
+    assert_eq!(fractions.len(), 3, "one report per epoch: {fractions:?}");
+    assert!((fractions[2] - 1.0).abs() < 1e-12);
+    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = run(&ctx, &inputs, &p).unwrap_err();
+    assert!(matches!(err, s2r_stages::StageError::Cancelled), "{err}");
+}

@@ -106,6 +106,8 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
         ctx.check_cancelled()?;
         let mut dom_sum = 0.0;
         for _ in 0..steps_per_epoch {
+            // Ctrl-C stops within one minibatch step; nothing is cached.
+            ctx.check_cancelled()?;
             let progress = step as f64 / total.max(1) as f64;
             let lambda = dann_lambda(progress);
             // DANN's learning-rate annealing μ_p = μ₀ / (1 + 10p)^0.75 settles the min-max game.
