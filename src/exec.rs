@@ -13,12 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{unbounded, Sender};
+use s2r_stages::api::context::ProgressFn;
 use s2r_stages::api::device::{cap_threads, Device};
 use s2r_stages::{Context, Inputs, Registry};
+use serde_json::Value;
 
 use crate::event::{Event, Sink, StageResult, Status};
 use crate::graph::{Built, Graph};
-use crate::key::{fingerprint, Machine};
+use crate::key::{fingerprint, Fingerprint, Machine};
+use crate::spec::StageSpec;
 use crate::store::remote::Remote;
 use crate::store::{Manifest, ObjectRef, Store, StoreError};
 
@@ -36,6 +39,8 @@ pub struct ExecOptions {
     pub remote: Option<Arc<Remote>>,
     /// Upload what the run produced to `remote`.
     pub push: bool,
+    /// Where stages run (default: in this process).
+    pub executor: Arc<dyn Executor>,
 }
 
 impl Default for ExecOptions {
@@ -46,6 +51,7 @@ impl Default for ExecOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             remote: None,
             push: false,
+            executor: Arc::new(InProcess),
         }
     }
 }
@@ -101,11 +107,141 @@ fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// One stage run as the scheduler hands it to an [`Executor`]: the kind, params, input object
+/// refs (with each producer's matrix values), device, threads and key. Everything an executor
+/// needs to run the stage in this process, another process or another machine sharing the store.
+pub struct Request<'a> {
+    /// The instance (id, kind, params, bindings).
+    pub spec: &'a StageSpec,
+    /// Input name → the producer's id, matrix values and output object, in binding order.
+    pub inputs: Vec<(String, String, BTreeMap<String, Value>, ObjectRef)>,
+    /// Where it runs.
+    pub device: Device,
+    /// CPU slots it holds (libtorch's intra-op threads are capped at this).
+    pub threads: usize,
+    /// Its cache key.
+    pub key: &'a str,
+}
+
+/// Why an executor did not return outputs.
+pub enum Failure {
+    /// The run was interrupted; nothing was stored.
+    Cancelled,
+    /// An input object was corrupt or missing (it has been quarantined): rerun its producer.
+    BadInput {
+        /// The producing stage instance.
+        producer: String,
+        /// What was wrong.
+        error: String,
+    },
+    /// The stage (or storing its outputs) failed.
+    Failed(String),
+}
+
+/// Carries out a [`Request`]: loads and verifies the inputs from the store, runs the stage, checks
+/// its declared outputs and puts them content-addressed, returning their refs. The scheduler keeps
+/// keys, locks, the manifest (written last), remote pull/push and events (design.md §8).
+pub trait Executor: Send + Sync {
+    /// Runs `req`; progress goes to `progress`, `cancel` asks it to stop.
+    fn execute(
+        &self,
+        req: &Request<'_>,
+        registry: &Registry,
+        store: &Store,
+        progress: ProgressFn,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<BTreeMap<String, ObjectRef>, Failure>;
+}
+
+/// Runs stages on this process's rayon pool (panics are caught and reported as failures).
+pub struct InProcess;
+
+impl Executor for InProcess {
+    fn execute(
+        &self,
+        req: &Request<'_>,
+        registry: &Registry,
+        store: &Store,
+        progress: ProgressFn,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+        let spec = req.spec;
+        // Load inputs (verified).
+        let mut inputs = Inputs::default();
+        for (name, from, matrix, o) in &req.inputs {
+            match store.get(o) {
+                Ok(a) => inputs.push_instance(name.clone(), from.clone(), matrix.clone(), a),
+                Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
+                    store.quarantine(&o.hash, &o.ext);
+                    return Err(Failure::BadInput { producer: from.clone(), error: e.to_string() });
+                }
+                Err(e) => return Err(Failure::Failed(e.to_string())),
+            }
+        }
+        let reg = registry.get(&spec.kind).expect("kinds are validated at load");
+        let scratch = tempfile::Builder::new()
+            .prefix("scratch-")
+            .tempdir_in(store.root().join("tmp"))
+            .map_err(|e| Failure::Failed(format!("cannot create a scratch dir: {e}")))?;
+        let ctx = Context::new(scratch.path().to_path_buf(), req.threads, req.device, progress, cancel.clone());
+        cap_threads(req.threads);
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| reg.stage.run(&ctx, &inputs, &spec.params)));
+        drop(inputs);
+        let outputs = match run {
+            Ok(Ok(o)) => o,
+            Ok(Err(s2r_stages::StageError::Cancelled)) => return Err(Failure::Cancelled),
+            Ok(Err(e)) => return Err(Failure::Failed(e.to_string())),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                return Err(Failure::Failed(format!("stage panicked: {msg}")));
+            }
+        };
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
+        let declared: Vec<&str> = reg.stage.outputs().iter().map(|o| o.name).collect();
+        for d in &declared {
+            if !outputs.contains_key(*d) {
+                return Err(Failure::Failed(format!("stage produced no output `{d}`")));
+            }
+        }
+        if let Some(extra) = outputs.keys().find(|k| !declared.contains(&k.as_str())) {
+            return Err(Failure::Failed(format!("stage produced an undeclared output `{extra}`")));
+        }
+        let mut objects = BTreeMap::new();
+        for (name, artifact) in &outputs {
+            let r = store.put(&format!("{}.{name}", spec.id), artifact).map_err(|e| Failure::Failed(e.to_string()))?;
+            objects.insert(name.clone(), r);
+        }
+        Ok(objects)
+    }
+}
+
+/// One stage's way through the scheduler: key → [`Job::lookup`] (local entry, lock, remote) →
+/// the [`Executor`] → [`Job::commit`] (manifest last, push).
 struct Job<'a> {
     graph: &'a Graph<Built>,
     registry: &'a Registry,
     store: &'a Store,
     opts: &'a ExecOptions,
+}
+
+/// A cache hit: the entry's outputs, recorded as this pipeline's last run of the stage.
+fn hit(store: &Store, pipeline: &str, spec: &StageSpec, r: &mut StageResult, m: Manifest) {
+    r.status = Status::Cached;
+    r.outputs = m.outputs.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
+    r.objects = m.outputs.clone();
+    r.device = Some(m.fingerprint.device.clone());
+    if store.last(pipeline, spec.id.as_str()).is_none_or(|l| l.key != m.key) {
+        let mut mine = m;
+        mine.stage_id = spec.id.to_string();
+        mine.pipeline = pipeline.to_string();
+        let _ = store.set_last(&mine);
+    }
 }
 
 impl Job<'_> {
@@ -140,64 +276,88 @@ impl Job<'_> {
         };
         let key = fp.key();
         result.key = Some(key.clone());
-        let pipeline = self.graph.pipeline().name.clone();
-        let hit = |r: &mut StageResult, m: Manifest| {
-            r.status = Status::Cached;
-            r.outputs = m.outputs.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
-            r.objects = m.outputs.clone();
-            r.device = Some(m.fingerprint.device.clone());
-            if self.store.last(&pipeline, spec.id.as_str()).is_none_or(|l| l.key != m.key) {
-                let mut mine = m;
-                mine.stage_id = spec.id.to_string();
-                mine.pipeline = pipeline.clone();
-                let _ = self.store.set_last(&mine);
+        // Held until the manifest is written: one run of a key at a time, across processes.
+        let _lock = match self.lookup(spec, &key, force, &mut result) {
+            Ok(Lookup::Done) => {
+                result.seconds = start.elapsed().as_secs_f64();
+                return Outcome::Done(result);
             }
+            Ok(Lookup::Run(lock)) => lock,
+            Err(e) => return fail(result, e),
         };
-        let lookup = |r: &mut StageResult| -> Result<bool, StoreError> {
-            if let Some(m) = self.store.entry(&key)? {
+        let request = Request {
+            spec,
+            inputs: spec
+                .inputs
+                .iter()
+                .map(|b| {
+                    let matrix = self.graph.index_of(b.from.as_str()).map(|p| self.graph.stage(p).matrix.clone());
+                    (
+                        b.input.clone(),
+                        b.from.to_string(),
+                        matrix.unwrap_or_default(),
+                        upstream[b.from.as_str()][&b.output].clone(),
+                    )
+                })
+                .collect(),
+            device,
+            threads,
+            key: &key,
+        };
+        let txp = tx.clone();
+        let progress: ProgressFn = Arc::new(move |f, m: &str| {
+            let _ = txp.send(Msg::Progress(idx, f, m.to_string()));
+        });
+        result.device = Some(device.class().to_string());
+        let objects = match self.opts.executor.execute(&request, self.registry, self.store, progress, &self.opts.cancel)
+        {
+            Ok(o) => o,
+            Err(Failure::Cancelled) => {
+                result.status = Status::Aborted;
+                return fail(result, "interrupted".into());
+            }
+            Err(Failure::BadInput { producer, error }) => {
+                return Outcome::BadInput { producer, error, seconds: start.elapsed().as_secs_f64() }
+            }
+            Err(Failure::Failed(e)) => return fail(result, e),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        match self.commit(spec, key, fp, objects, seconds, &mut result) {
+            Ok(()) => Outcome::Done(result),
+            Err(e) => fail(result, e),
+        }
+    }
+
+    /// A local entry (before and after taking the key's lock: another process may have just
+    /// finished it) or a verified pull from the remote is a hit; otherwise the lock to run under.
+    fn lookup(&self, spec: &StageSpec, key: &str, force: bool, result: &mut StageResult) -> Result<Lookup, String> {
+        let pipeline = &self.graph.pipeline().name;
+        let local = |r: &mut StageResult| -> Result<bool, StoreError> {
+            if let Some(m) = self.store.entry(key)? {
                 if self.store.objects_present(&m) {
-                    hit(r, m);
+                    hit(self.store, pipeline, spec, r, m);
                     return Ok(true);
                 }
-                self.store.remove_entry(&key)?;
+                self.store.remove_entry(key)?;
             }
             Ok(false)
         };
         if force {
-            if let Err(e) = self.store.remove_entry(&key) {
-                return fail(result, e.to_string());
-            }
-        } else {
-            match lookup(&mut result) {
-                Ok(true) => {
-                    result.seconds = start.elapsed().as_secs_f64();
-                    return Outcome::Done(result);
-                }
-                Ok(false) => {}
-                Err(e) => return fail(result, e.to_string()),
-            }
+            self.store.remove_entry(key).map_err(|e| e.to_string())?;
+        } else if local(result).map_err(|e| e.to_string())? {
+            return Ok(Lookup::Done);
         }
-        let _lock = match self.store.lock(&key) {
-            Ok(l) => l,
-            Err(e) => return fail(result, e.to_string()),
-        };
-        // Another process may have finished this key while we waited for the lock.
-        match lookup(&mut result) {
-            Ok(true) => {
-                result.seconds = start.elapsed().as_secs_f64();
-                return Outcome::Done(result);
-            }
-            Ok(false) => {}
-            Err(e) => return fail(result, e.to_string()),
+        let lock = self.store.lock(key).map_err(|e| e.to_string())?;
+        if local(result).map_err(|e| e.to_string())? {
+            return Ok(Lookup::Done);
         }
         // Read through the shared cache: a verified pull counts as cached.
         if let (Some(remote), false) = (&self.opts.remote, force) {
-            match remote.pull_entry(self.store, &key) {
+            match remote.pull_entry(self.store, key) {
                 Ok(Some((m, _))) => {
-                    hit(&mut result, m);
+                    hit(self.store, pipeline, spec, result, m);
                     result.note = Some(format!("pulled from {}", remote.url()));
-                    result.seconds = start.elapsed().as_secs_f64();
-                    return Outcome::Done(result);
+                    return Ok(Lookup::Done);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -206,84 +366,23 @@ impl Job<'_> {
                 }
             }
         }
-        // Load inputs (verified).
-        let mut inputs = Inputs::default();
-        for b in &spec.inputs {
-            let o = &upstream[b.from.as_str()][&b.output];
-            match self.store.get(o) {
-                Ok(a) => {
-                    // The producer's matrix values, typed as the pipeline wrote them.
-                    let matrix = self.graph.index_of(b.from.as_str()).map(|p| self.graph.stage(p).matrix.clone());
-                    inputs.push_instance(b.input.clone(), b.from.to_string(), matrix.unwrap_or_default(), a)
-                }
-                Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
-                    self.store.quarantine(&o.hash, &o.ext);
-                    return Outcome::BadInput {
-                        producer: b.from.to_string(),
-                        error: e.to_string(),
-                        seconds: start.elapsed().as_secs_f64(),
-                    };
-                }
-                Err(e) => return fail(result, e.to_string()),
-            }
-        }
-        let reg = self.registry.get(&spec.kind).expect("kinds are validated at load");
-        let scratch = match tempfile::Builder::new().prefix("scratch-").tempdir_in(self.store.root().join("tmp")) {
-            Ok(d) => d,
-            Err(e) => return fail(result, format!("cannot create a scratch dir: {e}")),
-        };
-        let txp = tx.clone();
-        let progress: s2r_stages::api::context::ProgressFn = Arc::new(move |f, m: &str| {
-            let _ = txp.send(Msg::Progress(idx, f, m.to_string()));
-        });
-        let ctx = Context::new(scratch.path().to_path_buf(), threads, device, progress, self.opts.cancel.clone());
-        cap_threads(threads);
-        result.device = Some(device.class().to_string());
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| reg.stage.run(&ctx, &inputs, &spec.params)));
-        drop(inputs);
-        let outputs = match run {
-            Ok(Ok(o)) => o,
-            Ok(Err(s2r_stages::StageError::Cancelled)) => {
-                result.status = Status::Aborted;
-                return fail(result, "interrupted".into());
-            }
-            Ok(Err(e)) => return fail(result, e.to_string()),
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                return fail(result, format!("stage panicked: {msg}"));
-            }
-        };
-        if self.opts.cancel.load(Ordering::Relaxed) {
-            result.status = Status::Aborted;
-            return fail(result, "interrupted".into());
-        }
-        let declared: Vec<&str> = reg.stage.outputs().iter().map(|o| o.name).collect();
-        for d in &declared {
-            if !outputs.contains_key(*d) {
-                return fail(result, format!("stage produced no output `{d}`"));
-            }
-        }
-        if let Some(extra) = outputs.keys().find(|k| !declared.contains(&k.as_str())) {
-            return fail(result, format!("stage produced an undeclared output `{extra}`"));
-        }
-        let mut objects = BTreeMap::new();
-        for (name, artifact) in &outputs {
-            match self.store.put(&format!("{}.{name}", spec.id), artifact) {
-                Ok(r) => {
-                    objects.insert(name.clone(), r);
-                }
-                Err(e) => return fail(result, e.to_string()),
-            }
-        }
-        let seconds = start.elapsed().as_secs_f64();
+        Ok(Lookup::Run(lock))
+    }
+
+    /// Writes the manifest (after every object is in the store) and pushes it when asked.
+    fn commit(
+        &self,
+        spec: &StageSpec,
+        key: String,
+        fp: Fingerprint,
+        objects: BTreeMap<String, ObjectRef>,
+        seconds: f64,
+        result: &mut StageResult,
+    ) -> Result<(), String> {
         let manifest = Manifest {
-            key: key.clone(),
+            key,
             stage_id: spec.id.to_string(),
-            pipeline,
+            pipeline: self.graph.pipeline().name.clone(),
             kind: spec.kind.clone(),
             fingerprint: fp,
             outputs: objects.clone(),
@@ -291,9 +390,7 @@ impl Job<'_> {
             created_unix: now_unix(),
             versions: BTreeMap::from([("s2r-pipe".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
         };
-        if let Err(e) = self.store.put_entry(&manifest) {
-            return fail(result, e.to_string());
-        }
+        self.store.put_entry(&manifest).map_err(|e| e.to_string())?;
         if let (Some(remote), true) = (&self.opts.remote, self.opts.push) {
             if let Err(e) = remote.push_entry(self.store, &manifest) {
                 tracing::warn!("push of `{}` failed: {e}", spec.id);
@@ -304,15 +401,26 @@ impl Job<'_> {
         result.outputs = objects.iter().map(|(k, o)| (k.clone(), o.hash.clone())).collect();
         result.objects = objects;
         result.seconds = seconds;
-        Outcome::Done(result)
+        Ok(())
     }
 }
 
+/// What [`Job::lookup`] found.
+enum Lookup {
+    /// A hit (the result is filled in).
+    Done,
+    /// A miss: run while holding the key's lock.
+    Run(crate::store::KeyLock),
+}
+
 /// Queues every waiting dependent of `i` whose dependencies are all done.
-fn release(graph: &Graph<Built>, state: &[State], queued: &mut [bool], ready: &mut VecDeque<usize>, i: usize) {
+fn release(graph: &Graph<Built>, nodes: &mut [Node], ready: &mut VecDeque<usize>, i: usize) {
     for d in graph.dependents(i) {
-        if state[d] == State::Waiting && !queued[d] && graph.dependencies(d).iter().all(|&x| state[x] == State::Done) {
-            queued[d] = true;
+        if nodes[d].state == State::Waiting
+            && !nodes[d].queued
+            && graph.dependencies(d).iter().all(|&x| nodes[x].state == State::Done)
+        {
+            nodes[d].queued = true;
             ready.push_back(d);
         }
     }
@@ -323,6 +431,34 @@ enum State {
     Waiting,
     Running,
     Done,
+}
+
+/// The scheduler's view of one stage.
+#[derive(Clone)]
+struct Node {
+    state: State,
+    /// Its result once done.
+    result: Option<StageResult>,
+    /// In the ready queue (or running).
+    queued: bool,
+    /// Rerun even if cached (an output was corrupt or missing).
+    force: bool,
+    /// How often it was rerun for a consumer.
+    reruns: u32,
+    /// CPU slots and GPU it holds while running.
+    held: (usize, Option<usize>),
+}
+
+impl Node {
+    fn new() -> Self {
+        Self { state: State::Waiting, result: None, queued: false, force: false, reruns: 0, held: (0, None) }
+    }
+
+    /// Done with `r`.
+    fn finish(&mut self, r: StageResult) {
+        self.result = Some(r);
+        self.state = State::Done;
+    }
 }
 
 /// Runs `graph`, emitting events to `sink`.
@@ -343,20 +479,15 @@ pub fn execute(
         .build()
         .expect("thread pool");
     let (tx, rx) = unbounded::<Msg>();
-    let mut state = vec![State::Waiting; n];
-    let mut results: Vec<Option<StageResult>> = vec![None; n];
-    let mut queued = vec![false; n];
-    let mut force = vec![false; n];
-    let mut reruns = vec![0u32; n];
+    let mut nodes = vec![Node::new(); n];
     let mut ready: VecDeque<usize> =
         graph.topo().iter().copied().filter(|&i| graph.dependencies(i).is_empty()).collect();
     for &i in &ready {
-        queued[i] = true;
+        nodes[i].queued = true;
     }
     let (mut free_cpu, mut free_gpu) = (jobs, opts.machine.gpus);
     let mut running = 0usize;
     let mut gpu_in_use = vec![false; opts.machine.gpus];
-    let mut held: Vec<(usize, Option<usize>)> = vec![(0, None); n];
     let mut interrupted = false;
     sink.on(&Event::Begin { pipeline: graph.pipeline().name.clone(), total: n });
     let job = Job { graph, registry, store, opts };
@@ -375,23 +506,22 @@ pub fn execute(
                 let spec = graph.stage(i);
                 let deps = graph.dependencies(i);
                 let blocked = deps.iter().find(|&&d| {
-                    results[d].as_ref().is_some_and(|r| r.status != Status::Cached && r.status != Status::Ran)
+                    nodes[d].result.as_ref().is_some_and(|r| r.status != Status::Cached && r.status != Status::Ran)
                 });
                 if interrupted || blocked.is_some() {
                     let error = blocked.map(|&d| {
                         format!(
                             "upstream `{}` {}",
                             id_of(d),
-                            results[d].as_ref().map(|r| r.status.as_str()).unwrap_or("failed")
+                            nodes[d].result.as_ref().map(|r| r.status.as_str()).unwrap_or("failed")
                         )
                     });
                     let r =
                         StageResult::empty(spec, if interrupted { Status::Aborted } else { Status::Skipped }, error);
                     sink.on(&Event::Finished(r.clone()));
-                    results[i] = Some(r);
-                    state[i] = State::Done;
+                    nodes[i].finish(r);
                     done += 1;
-                    release(graph, &state, &mut queued, &mut ready, i);
+                    release(graph, &mut nodes, &mut ready, i);
                     continue;
                 }
                 let cpu = spec.resources.cpu.min(jobs);
@@ -409,17 +539,17 @@ pub fn execute(
                 } else {
                     None
                 };
-                held[i] = (cpu, gpu);
-                state[i] = State::Running;
+                nodes[i].held = (cpu, gpu);
+                nodes[i].state = State::Running;
                 running += 1;
                 sink.on(&Event::Started { id: spec.id.to_string(), kind: spec.kind.clone() });
                 let upstream: BTreeMap<String, BTreeMap<String, ObjectRef>> = deps
                     .iter()
-                    .map(|&d| (id_of(d), results[d].as_ref().map(|r| r.objects.clone()).unwrap_or_default()))
+                    .map(|&d| (id_of(d), nodes[d].result.as_ref().map(|r| r.objects.clone()).unwrap_or_default()))
                     .collect();
                 let device = gpu.map(Device::Cuda).unwrap_or(Device::Cpu);
                 let tx = tx.clone();
-                let f = force[i];
+                let f = nodes[i].force;
                 let job = &job;
                 scope.spawn(move |_| {
                     let out = job.run(i, f, upstream, device, cpu, &tx);
@@ -437,7 +567,7 @@ pub fn execute(
                 Ok(Msg::Progress(i, f, m)) => sink.on(&Event::Progress { id: id_of(i), fraction: f, message: m }),
                 Ok(Msg::Finished(i, outcome)) => {
                     running -= 1;
-                    let (cpu, gpu) = held[i];
+                    let (cpu, gpu) = nodes[i].held;
                     free_cpu += cpu;
                     if let Some(g) = gpu {
                         gpu_in_use[g] = false;
@@ -446,20 +576,19 @@ pub fn execute(
                     match outcome {
                         Outcome::Done(r) => {
                             sink.on(&Event::Finished(r.clone()));
-                            results[i] = Some(r);
-                            state[i] = State::Done;
+                            nodes[i].finish(r);
                             done += 1;
-                            release(graph, &state, &mut queued, &mut ready, i);
+                            release(graph, &mut nodes, &mut ready, i);
                         }
                         Outcome::BadInput { producer, error, seconds } => {
                             let p = graph.index_of(&producer).expect("producer is in the graph");
-                            if reruns[p] >= 1 && state[p] != State::Done {
+                            if nodes[p].reruns >= 1 && nodes[p].state != State::Done {
                                 // The producer is already being rerun for another consumer.
-                                state[i] = State::Waiting;
-                                queued[i] = false;
+                                nodes[i].state = State::Waiting;
+                                nodes[i].queued = false;
                                 continue;
                             }
-                            if reruns[p] >= 1 {
+                            if nodes[p].reruns >= 1 {
                                 let spec = graph.stage(i);
                                 let mut r = StageResult::empty(
                                     spec,
@@ -468,26 +597,25 @@ pub fn execute(
                                 );
                                 r.seconds = seconds;
                                 sink.on(&Event::Finished(r.clone()));
-                                results[i] = Some(r);
-                                state[i] = State::Done;
+                                nodes[i].finish(r);
                                 done += 1;
-                                release(graph, &state, &mut queued, &mut ready, i);
+                                release(graph, &mut nodes, &mut ready, i);
                                 continue;
                             }
                             tracing::warn!("{error}; rerunning `{producer}`");
-                            reruns[p] += 1;
-                            if let Some(k) = results[p].as_ref().and_then(|r| r.key.clone()) {
+                            nodes[p].reruns += 1;
+                            if let Some(k) = nodes[p].result.as_ref().and_then(|r| r.key.clone()) {
                                 let _ = store.remove_entry(&k);
                             }
                             // The producer runs again; every finished dependent of it keeps its
                             // result (their keys do not change if the output is reproduced).
-                            results[p] = None;
-                            state[p] = State::Waiting;
-                            force[p] = true;
+                            nodes[p].result = None;
+                            nodes[p].state = State::Waiting;
+                            nodes[p].force = true;
                             done -= 1;
-                            state[i] = State::Waiting;
-                            queued[i] = false;
-                            queued[p] = true;
+                            nodes[i].state = State::Waiting;
+                            nodes[i].queued = false;
+                            nodes[p].queued = true;
                             ready.push_back(p);
                         }
                     }
@@ -498,11 +626,12 @@ pub fn execute(
     });
     let _ = store.save_stat_cache();
     let (r1, b1) = store.read_stats();
-    let results: Vec<StageResult> = results
+    let results: Vec<StageResult> = nodes
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|| StageResult::empty(graph.stage(i), Status::Aborted, Some("interrupted".into())))
+        .map(|(i, node)| {
+            node.result
+                .unwrap_or_else(|| StageResult::empty(graph.stage(i), Status::Aborted, Some("interrupted".into())))
         })
         .collect();
     RunSummary {

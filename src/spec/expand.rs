@@ -86,59 +86,9 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
         for (ppath, value) in ov.params.get(&base).cloned().unwrap_or_default() {
             set_nested(&mut rs.params, &ppath, value);
         }
-        // Matrix axes.
-        let mut axes: Vec<(String, Vec<Json>)> = Vec::new();
-        let mut matrix_ok = true;
-        for (ak, av) in &rs.matrix {
-            let Some(axis) = yaml_scalar_text(ak) else {
-                continue;
-            };
-            let apath = format!("{path}/matrix/{axis}");
-            let values = match av {
-                Yaml::Sequence(s) => s.iter().map(to_json).collect::<Result<Vec<_>, _>>(),
-                Yaml::String(s) => match interpolate(&Json::String(s.clone()), &ov.vars) {
-                    Ok(Json::Array(a)) => Ok(a),
-                    Ok(other) => Err(format!("matrix axis `{axis}` must be a list, `{s}` is `{other}`")),
-                    Err(e) => Err(e),
-                },
-                other => Err(format!(
-                    "matrix axis `{axis}` must be a list, found `{}`",
-                    serde_yaml::to_string(other).unwrap_or_default().trim()
-                )),
-            };
-            match values {
-                Ok(vs) if vs.is_empty() => {
-                    cx.push("spec::empty-matrix", format!("stage `{base}`: matrix axis `{axis}` is an empty list"), &apath, Some("an empty axis would expand the stage to nothing; give at least one value or remove the axis".into()));
-                    matrix_ok = false;
-                }
-                Ok(vs) => {
-                    for v in &vs {
-                        match json_scalar_text(v) {
-                            Some(t) if stage_id::check(&t).is_ok() && !t.contains([',', '[', ']', '=']) => {}
-                            _ => {
-                                cx.push(
-                                    "spec::bad-matrix",
-                                    format!(
-                                        "stage `{base}`: matrix value `{v}` of axis `{axis}` cannot be part of an id"
-                                    ),
-                                    &apath,
-                                    Some("use numbers or simple strings (letters, digits, `_`, `-`, `.`)".into()),
-                                );
-                                matrix_ok = false;
-                            }
-                        }
-                    }
-                    axes.push((axis, vs));
-                }
-                Err(m) => {
-                    cx.push("spec::bad-matrix", format!("stage `{base}`: {m}"), &apath, None);
-                    matrix_ok = false;
-                }
-            }
-        }
-        if !matrix_ok {
+        let Some(axes) = matrix_axes(cx, &base, &path, &rs, &ov.vars) else {
             continue;
-        }
+        };
         axes_of.insert(base.clone(), axes.iter().map(|a| a.0.clone()).collect());
         let combos = cartesian(&axes);
         let params_json = match to_json(&Yaml::Mapping(rs.params.clone())) {
@@ -265,4 +215,71 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
         }
     }
     Expanded { pending, instances_of, axes_of, kind_of_base }
+}
+
+/// The matrix axes of stage `base` (at YAML `path`) with their values, each value checked to be
+/// usable in an instance id; `None` (with diagnostics) when an axis is unusable.
+fn matrix_axes(
+    cx: &mut Ctx<'_>,
+    base: &str,
+    path: &str,
+    rs: &RawStage,
+    vars: &BTreeMap<String, Json>,
+) -> Option<Vec<(String, Vec<Json>)>> {
+    let mut axes: Vec<(String, Vec<Json>)> = Vec::new();
+    let mut matrix_ok = true;
+    for (ak, av) in &rs.matrix {
+        let Some(axis) = yaml_scalar_text(ak) else {
+            continue;
+        };
+        let apath = format!("{path}/matrix/{axis}");
+        let values = match av {
+            Yaml::Sequence(s) => s.iter().map(to_json).collect::<Result<Vec<_>, _>>(),
+            Yaml::String(s) => match interpolate(&Json::String(s.clone()), vars) {
+                Ok(Json::Array(a)) => Ok(a),
+                Ok(other) => Err(format!("matrix axis `{axis}` must be a list, `{s}` is `{other}`")),
+                Err(e) => Err(e),
+            },
+            other => Err(format!(
+                "matrix axis `{axis}` must be a list, found `{}`",
+                serde_yaml::to_string(other).unwrap_or_default().trim()
+            )),
+        };
+        match values {
+            Ok(vs) if vs.is_empty() => {
+                cx.push(
+                    "spec::empty-matrix",
+                    format!("stage `{base}`: matrix axis `{axis}` is an empty list"),
+                    &apath,
+                    Some(
+                        "an empty axis would expand the stage to nothing; give at least one value or remove the axis"
+                            .into(),
+                    ),
+                );
+                matrix_ok = false;
+            }
+            Ok(vs) => {
+                for v in &vs {
+                    match json_scalar_text(v) {
+                        Some(t) if stage_id::check(&t).is_ok() && !t.contains([',', '[', ']', '=']) => {}
+                        _ => {
+                            cx.push(
+                                "spec::bad-matrix",
+                                format!("stage `{base}`: matrix value `{v}` of axis `{axis}` cannot be part of an id"),
+                                &apath,
+                                Some("use numbers or simple strings (letters, digits, `_`, `-`, `.`)".into()),
+                            );
+                            matrix_ok = false;
+                        }
+                    }
+                }
+                axes.push((axis, vs));
+            }
+            Err(m) => {
+                cx.push("spec::bad-matrix", format!("stage `{base}`: {m}"), &apath, None);
+                matrix_ok = false;
+            }
+        }
+    }
+    matrix_ok.then_some(axes)
 }
