@@ -140,7 +140,7 @@ pub enum Failure {
 
 /// Carries out a [`Request`]: loads and verifies the inputs from the store, runs the stage, checks
 /// its declared outputs and puts them content-addressed, returning their refs. The scheduler keeps
-/// keys, locks, the manifest (written last), remote pull/push and events (design.md §8).
+/// keys, locks, the manifest (written last), remote pull/push and events (docs/design.md §8).
 pub trait Executor: Send + Sync {
     /// Runs `req`; progress goes to `progress`, `cancel` asks it to stop.
     fn execute(

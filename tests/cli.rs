@@ -538,3 +538,20 @@ fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     assert_eq!((s["quick"].as_str(), s["slow"].as_str(), s["next"].as_str()), ("ran", "aborted", "aborted"));
     assert_eq!(entries(&t).len(), 1, "only the finished stage has an entry");
 }
+
+#[test]
+fn kinds_files_lists_what_a_kinds_code_fingerprint_covers() {
+    let t = Test::new();
+    let d = t.run(&["kinds", "irs.train", "--files"]).code(0);
+    assert!(
+        d.stdout.contains("file   neural/irs/train.rs") && d.stdout.contains("file   kinds/irs_train.rs"),
+        "{}",
+        d.stdout
+    );
+    for not in ["data/text.rs", "data/loader.rs", "kinds/data_movielens.rs", "kinds/data_split.rs"] {
+        assert!(!d.stdout.contains(not), "irs.train must not cover {not}:\n{}", d.stdout);
+    }
+    assert!(!d.stdout.contains("data.movielens"), "only the kind asked for");
+    let e = t.run(&["kinds", "irs.trian"]).code(2);
+    assert!(e.stderr.contains("irs.train"), "{}", e.stderr);
+}

@@ -1,10 +1,10 @@
 //! Code fingerprints follow production code only: editing a loader, a parser, a test or a comment
 //! leaves the keys of the training stages alone; editing the training code changes them.
 
-mod common_scan;
+mod common;
 
-use common_scan::scan::{production, render, scan, tokens};
-use common_scan::sources;
+use common::scan::{production, render, scan, tokens};
+use common::sources;
 
 const IRS_TRAIN: &str = "kinds/irs_train.rs";
 const DAREC: &str = "kinds/adapt_darec.rs";

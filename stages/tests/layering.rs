@@ -2,12 +2,12 @@
 //! imports another kind, grouping modules (`mod.rs`) only declare modules, no dependency hides
 //! behind a re-export, and the library's files have no import cycles.
 
-mod common_scan;
+mod common;
 
 use std::collections::BTreeSet;
 
-use common_scan::scan::{scan, tokens, Tok};
-use common_scan::sources;
+use common::scan::{scan, tokens, Tok};
+use common::sources;
 
 /// `crate::a::b…` paths in a file's whole text (tests included), as `a::b…`.
 fn crate_paths(src: &str) -> Vec<String> {

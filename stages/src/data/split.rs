@@ -1,4 +1,4 @@
-//! The paper's §5 sim/real split, as design.md §6 fixes it (the `data.split` stage).
+//! The paper's §5 sim/real split, as docs/design.md §6 fixes it (the `data.split` stage).
 //!
 //! Items of the `sim` category form the sim pool, items of the `real` category the real pool;
 //! items in both are dropped, then items with fewer than `min_item_ratings` ratings. Real users

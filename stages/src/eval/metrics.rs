@@ -1,4 +1,4 @@
-//! The evaluation metrics every evaluator uses (design.md §6, Evaluation).
+//! The evaluation metrics every evaluator uses (docs/design.md §6, Evaluation).
 //!
 //! One test user's session is `T` recommendations without repeats. r_t = y / y_max for a rated
 //! item, 0 for an unrated one; an item is relevant when y > `relevant_above`. Per user:

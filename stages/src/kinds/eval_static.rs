@@ -1,4 +1,4 @@
-//! `eval.static`: non-interactive baselines on test users (design.md §6, Methods and Evaluation):
+//! `eval.static`: non-interactive baselines on test users (docs/design.md §6, Methods and Evaluation):
 //! `mf` / `darec` (greedy by ⟨u^S, v^R⟩ with raw or adapted vectors), `random` and `popular`
 //! (most rated in D_real). Each test user gets T recommendations from the real pool without
 //! repeats; metrics come from the shared [`metrics`](crate::eval::metrics) module.

@@ -1,6 +1,6 @@
 //! `irs.train`: the interactive recommender (LSTM-DQN, see `neural/irs/`).
 //!
-//! A method is the item vectors the pipeline binds plus the training rule (design.md §6):
+//! A method is the item vectors the pipeline binds plus the training rule (docs/design.md §6):
 //! - `dqn_r` (DQN-R): MF vectors, no Δr.
 //! - `s2r_no_dyn` (w/o DynAda): DARec vectors, no Δr.
 //! - `s2r_no_rep` (w/o RepAda): MF vectors, Δr.

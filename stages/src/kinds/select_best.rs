@@ -1,4 +1,4 @@
-//! `select.best`: model selection on validation users (design.md §6: test users are never used
+//! `select.best`: model selection on validation users (docs/design.md §6: test users are never used
 //! for any choice).
 //!
 //! The candidates are the instances of a trained-model matrix (e.g. `train[alpha=…]`): their

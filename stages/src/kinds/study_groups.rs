@@ -1,4 +1,4 @@
-//! `study.groups_rq2` and `study.groups_rq3`: the gap studies' user groups (design.md §6).
+//! `study.groups_rq2` and `study.groups_rq3`: the gap studies' user groups (docs/design.md §6).
 //!
 //! RQ2 (one item pool): the largest k-means cluster is the real group (0); the other clusters,
 //! ordered by the distance of their centroid to the real centroid (nearest first), are sim groups

@@ -73,18 +73,18 @@ pub fn read_safetensors(
     tch::Tensor::read_safetensors(&path).map_err(|e| StageError::Input(format!("cannot read `{what}`: {e}")))
 }
 
-/// Loads safetensors bytes into the matching variables of `vs` (every variable must be there,
-/// with its shape).
-pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::path::Path) -> Result<(), StageError> {
-    let named: std::collections::HashMap<String, tch::Tensor> =
-        read_safetensors(bytes, scratch, "weights")?.into_iter().collect();
+/// Copies `named(name)` into every variable of `vs` (each must be there, with its shape); errors
+/// name the artifact `what`.
+pub fn copy_named<'t>(
+    vs: &tch::nn::VarStore,
+    named: &dyn Fn(&str) -> Option<&'t tch::Tensor>,
+    what: &str,
+) -> Result<(), StageError> {
     for (name, mut var) in vs.variables() {
-        let src = named
-            .get(&name)
-            .ok_or_else(|| StageError::Input(format!("weights do not match the model: no `{name}`")))?;
+        let src = named(&name).ok_or_else(|| StageError::Input(format!("`{what}` has no `{name}`")))?;
         if src.size() != var.size() {
             return Err(StageError::Input(format!(
-                "weights do not match the model: `{name}` is {:?}, the model needs {:?}",
+                "`{what}` `{name}` is {:?}, the model needs {:?} (same `dim` as the item vectors?)",
                 src.size(),
                 var.size()
             )));
@@ -92,6 +92,13 @@ pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::pat
         tch::no_grad(|| var.copy_(&src.to_device(var.device())));
     }
     Ok(())
+}
+
+/// Loads safetensors bytes into the matching variables of `vs`.
+pub fn load_weights(vs: &mut tch::nn::VarStore, bytes: &[u8], scratch: &std::path::Path) -> Result<(), StageError> {
+    let named: std::collections::HashMap<String, tch::Tensor> =
+        read_safetensors(bytes, scratch, "weights")?.into_iter().collect();
+    copy_named(vs, &|name| named.get(name), "weights")
 }
 
 #[cfg(test)]

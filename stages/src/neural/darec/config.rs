@@ -1,4 +1,4 @@
-//! What `adapt.darec` is asked to do: DARec's hyper-parameters and their defaults (design.md
+//! What `adapt.darec` is asked to do: DARec's hyper-parameters and their defaults (docs/design.md
 //! "Decisions"). Plain data, built without libtorch.
 
 use serde::{Deserialize, Serialize};

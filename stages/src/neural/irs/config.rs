@@ -1,5 +1,5 @@
 //! What `irs.train` and `irs.eval` are asked to do: the method, the DQN's and the Δr
-//! classifiers' hyper-parameters, with their defaults (design.md "Decisions"). Plain data, built
+//! classifiers' hyper-parameters, with their defaults (docs/design.md "Decisions"). Plain data, built
 //! without libtorch, so pipelines validate everywhere.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Dynamics adaptation (DARC, Eysenbach et al. 2021) for the interactive recommender: two
-//! domain classifiers and the reward correction Δr (design.md §6, "Dynamics adaptation").
+//! domain classifiers and the reward correction Δr (docs/design.md §6, "Dynamics adaptation").
 //!
 //! Transitions are steps of whole episodes: the state s_t is the history before step t, the action
 //! the recommended item a_t, the next state s_{t+1} = s_t plus (a_t, r_t) — so a classifier of

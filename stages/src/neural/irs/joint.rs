@@ -6,6 +6,7 @@ use tch::{Kind, Tensor};
 
 use crate::api::error::StageError;
 use crate::neural::layers::{bce_with_logits, grl, mlp};
+use crate::neural::torch::copy_named;
 
 /// Joint training (S2R-Rec): item maps initialised from DARec's, fine-tuned with the policy.
 pub struct Joint {
@@ -44,19 +45,7 @@ impl Maps {
         let fvs = nn::linear(vs.root() / "fvs", d, d, Default::default());
         let fvr = nn::linear(vs.root() / "fvr", d, d, Default::default());
         let dv = mlp(vs.root() / "dv", d, hidden);
-        for (name, mut var) in vs.variables() {
-            let src = by_name
-                .get(name.as_str())
-                .ok_or_else(|| StageError::Input(format!("`darec_weights` has no `{name}`")))?;
-            if src.size() != var.size() {
-                return Err(StageError::Input(format!(
-                    "`darec_weights` `{name}` is {:?}, the maps need {:?} (same `dim` as the item vectors?)",
-                    src.size(),
-                    var.size()
-                )));
-            }
-            tch::no_grad(|| var.copy_(&src.to_device(var.device())));
-        }
+        copy_named(&vs, &|name| by_name.get(name).copied(), "darec_weights")?;
         let norm = |t: Tensor| t.norm_scalaropt_dim(2, &[1i64][..], false).mean(Kind::Float).double_value(&[]);
         let (scale_sim, scale_real) = tch::no_grad(|| {
             (1.0 / norm(fvs.forward(raw_sim)).max(1e-12), 1.0 / norm(fvr.forward(raw_real)).max(1e-12))

@@ -1,5 +1,5 @@
 //! The interactive recommender: an LSTM-DQN trained on simulated users and real logs, with
-//! dynamics adaptation (Δr from two domain classifiers) and joint training (design.md §6).
+//! dynamics adaptation (Δr from two domain classifiers) and joint training (docs/design.md §6).
 
 pub mod config;
 #[cfg(feature = "torch")]

@@ -1,4 +1,4 @@
-//! Training the LSTM-DQN (design.md §6): ε-greedy batched rollouts on simulated users,
+//! Training the LSTM-DQN (docs/design.md §6): ε-greedy batched rollouts on simulated users,
 //! whole-episode replay, double-DQN targets with a target network, a batch of real logged
 //! sessions every `k_interval` iterations; with Δr, the two domain classifiers train every
 //! iteration and correct the sim rewards in the TD targets; with joint training, DARec's item

@@ -1,5 +1,5 @@
 // Shared by the fingerprint and layering tests: the build script's scanner and the source tree.
-#[path = "../build/scan.rs"]
+#[path = "../../build/scan.rs"]
 #[allow(dead_code)]
 pub mod scan;
 
