@@ -192,7 +192,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     let report = |row: &CurveRow| {
         ctx.check_cancelled()?;
         let done = row.iteration + 1;
-        if done % 10 == 0 || done == n {
+        if done.is_multiple_of(10) || done == n {
             ctx.progress(done as f64 / n as f64, &format!("iteration {done}/{n} td {:.4}", row.td_loss));
         }
         Ok(())

@@ -106,6 +106,7 @@ fn failed(e: impl std::fmt::Display) -> StageError {
 /// every `k_interval` iterations; with `o.delta_r`, the classifiers train on sim replay vs real
 /// logs and sim rewards in the TD targets become r + α·Δr after the warm-up; with `joint`, `sim`
 /// and `real` hold the raw vectors and DARec's maps are fine-tuned with L_rl + L_dom.
+#[allow(clippy::too_many_arguments)] // the domains, the simulator, the options and the hooks
 pub fn train(
     sim: &Domain,
     n_sim_users: usize,
