@@ -461,6 +461,61 @@ impl Node {
     }
 }
 
+/// What happens to a consumer whose input object was corrupt or missing.
+enum BadInput {
+    /// Its producer is already being rerun: wait for it.
+    Wait,
+    /// The producer goes back into the queue (one stage fewer is done).
+    Requeued,
+    /// The producer was rerun once already and the input is still bad.
+    Failed(Box<StageResult>),
+}
+
+/// Consumer `i` found `producer`'s output corrupt or missing: rerun the producer once (its entry
+/// removed, forced), then the consumer; a second time, the consumer fails.
+#[allow(clippy::too_many_arguments)]
+fn rerun_producer(
+    graph: &Graph<Built>,
+    store: &Store,
+    nodes: &mut [Node],
+    ready: &mut VecDeque<usize>,
+    i: usize,
+    producer: &str,
+    error: &str,
+    seconds: f64,
+) -> BadInput {
+    let p = graph.index_of(producer).expect("producer is in the graph");
+    if nodes[p].reruns >= 1 && nodes[p].state != State::Done {
+        nodes[i].state = State::Waiting;
+        nodes[i].queued = false;
+        return BadInput::Wait;
+    }
+    if nodes[p].reruns >= 1 {
+        let mut r = StageResult::empty(
+            graph.stage(i),
+            Status::Failed,
+            Some(format!("{error} (again after rerunning `{producer}`)")),
+        );
+        r.seconds = seconds;
+        return BadInput::Failed(Box::new(r));
+    }
+    tracing::warn!("{error}; rerunning `{producer}`");
+    nodes[p].reruns += 1;
+    if let Some(k) = nodes[p].result.as_ref().and_then(|r| r.key.clone()) {
+        let _ = store.remove_entry(&k);
+    }
+    // The producer runs again; every finished dependent of it keeps its result (their keys do not
+    // change if the output is reproduced).
+    nodes[p].result = None;
+    nodes[p].state = State::Waiting;
+    nodes[p].force = true;
+    nodes[i].state = State::Waiting;
+    nodes[i].queued = false;
+    nodes[p].queued = true;
+    ready.push_back(p);
+    BadInput::Requeued
+}
+
 /// Runs `graph`, emitting events to `sink`.
 pub fn execute(
     graph: &Graph<Built>,
@@ -581,42 +636,16 @@ pub fn execute(
                             release(graph, &mut nodes, &mut ready, i);
                         }
                         Outcome::BadInput { producer, error, seconds } => {
-                            let p = graph.index_of(&producer).expect("producer is in the graph");
-                            if nodes[p].reruns >= 1 && nodes[p].state != State::Done {
-                                // The producer is already being rerun for another consumer.
-                                nodes[i].state = State::Waiting;
-                                nodes[i].queued = false;
-                                continue;
+                            match rerun_producer(graph, store, &mut nodes, &mut ready, i, &producer, &error, seconds) {
+                                BadInput::Wait => {}
+                                BadInput::Requeued => done -= 1,
+                                BadInput::Failed(r) => {
+                                    sink.on(&Event::Finished((*r).clone()));
+                                    nodes[i].finish(*r);
+                                    done += 1;
+                                    release(graph, &mut nodes, &mut ready, i);
+                                }
                             }
-                            if nodes[p].reruns >= 1 {
-                                let spec = graph.stage(i);
-                                let mut r = StageResult::empty(
-                                    spec,
-                                    Status::Failed,
-                                    Some(format!("{error} (again after rerunning `{producer}`)")),
-                                );
-                                r.seconds = seconds;
-                                sink.on(&Event::Finished(r.clone()));
-                                nodes[i].finish(r);
-                                done += 1;
-                                release(graph, &mut nodes, &mut ready, i);
-                                continue;
-                            }
-                            tracing::warn!("{error}; rerunning `{producer}`");
-                            nodes[p].reruns += 1;
-                            if let Some(k) = nodes[p].result.as_ref().and_then(|r| r.key.clone()) {
-                                let _ = store.remove_entry(&k);
-                            }
-                            // The producer runs again; every finished dependent of it keeps its
-                            // result (their keys do not change if the output is reproduced).
-                            nodes[p].result = None;
-                            nodes[p].state = State::Waiting;
-                            nodes[p].force = true;
-                            done -= 1;
-                            nodes[i].state = State::Waiting;
-                            nodes[i].queued = false;
-                            nodes[p].queued = true;
-                            ready.push_back(p);
                         }
                     }
                 }
