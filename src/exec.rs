@@ -580,7 +580,7 @@ pub fn execute(
                     continue;
                 }
                 let cpu = spec.resources.cpu.min(jobs);
-                let wants_gpu = spec.resources.gpu > 0 && opts.machine.gpus > 0;
+                let wants_gpu = opts.machine.on_gpu(spec);
                 if free_cpu < cpu || (wants_gpu && free_gpu == 0) {
                     deferred.push_back(i);
                     continue;

@@ -29,10 +29,15 @@ impl Machine {
         Self { gpus }
     }
 
+    /// Whether `spec` takes a GPU slot here: it asks for one and the machine has one.
+    pub fn on_gpu(&self, spec: &StageSpec) -> bool {
+        spec.resources.gpu > 0 && self.gpus > 0
+    }
+
     /// Where `spec` runs here, as the device class in its key: `cuda` for a stage asking for a
     /// GPU when there is one, else `cpu`.
     pub fn device_class(&self, spec: &StageSpec) -> &'static str {
-        if spec.resources.gpu > 0 && self.gpus > 0 {
+        if self.on_gpu(spec) {
             "cuda"
         } else {
             "cpu"

@@ -12,10 +12,11 @@ use super::context::{shape_error, Ctx};
 use super::interpolate::interpolate;
 use super::overrides::Overrides;
 use super::raw::{RawPipeline, RawStage};
-use super::{cartesian, interpolate_params, json_scalar_text, set_nested, suggest_var, to_json, yaml_scalar_text};
+use super::{cartesian, interpolate_params, set_nested, suggest_var, to_json, yaml_scalar_text};
 use super::{Resources, StageSpec};
 use crate::diagnostic::suggest;
 use crate::stage_id::{self, StageId};
+use s2r_stages::api::artifact::matrix_text;
 
 /// An instance whose input references are not resolved yet.
 pub(super) struct Pending {
@@ -103,7 +104,7 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
                 base.clone()
             } else {
                 let parts: Vec<String> =
-                    combo.iter().map(|(a, v)| format!("{a}={}", json_scalar_text(v).unwrap_or_default())).collect();
+                    combo.iter().map(|(a, v)| format!("{a}={}", matrix_text(v).unwrap_or_default())).collect();
                 format!("{base}[{}]", parts.join(","))
             };
             let id: StageId = match id_text.parse() {
@@ -260,7 +261,7 @@ fn matrix_axes(
             }
             Ok(vs) => {
                 for v in &vs {
-                    match json_scalar_text(v) {
+                    match matrix_text(v) {
                         Some(t) if stage_id::check(&t).is_ok() && !t.contains([',', '[', ']', '=']) => {}
                         _ => {
                             cx.push(

@@ -101,11 +101,6 @@ fn yaml_scalar_text(v: &Yaml) -> Option<String> {
     }
 }
 
-/// A matrix value as it appears in ids: the same text stages get (`s2r_stages::api::artifact::matrix_text`).
-fn json_scalar_text(v: &Json) -> Option<String> {
-    s2r_stages::api::artifact::matrix_text(v)
-}
-
 /// `--set` value: parsed as YAML (so `3`, `0.7`, `[1, 2]`, `true` get their types).
 fn parse_override_value(v: &str) -> Yaml {
     serde_yaml::from_str(v).unwrap_or_else(|_| Yaml::String(v.to_string()))

@@ -87,11 +87,6 @@ impl Inputs {
         self.push(name, from, artifact);
     }
 
-    /// The matrix values of producer `from` (empty when it has none).
-    pub fn matrix(&self, from: &str) -> BTreeMap<String, Value> {
-        self.matrix.get(from).cloned().unwrap_or_default()
-    }
-
     /// The matrix values of producer `from` as text ([`matrix_text`]), as in its id.
     pub fn matrix_text(&self, from: &str) -> BTreeMap<String, String> {
         self.matrix

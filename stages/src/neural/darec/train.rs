@@ -99,7 +99,6 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     let bs = p.batch as i64;
     let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
     let total = steps_per_epoch as usize * p.epochs;
-    let bce = |logits: Tensor, target: f64| bce_with_logits(&logits, target);
     let mut curves: Vec<[f64; 7]> = Vec::new();
     let mut step = 0usize;
     for epoch in 0..p.epochs {
@@ -129,10 +128,10 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
             let ur = grl(&m.fur.forward(&pick(&real.users)), lambda);
             let is = grl(&m.fvs.forward(&pick(&sim.items)), lambda);
             let ir = grl(&m.fvr.forward(&pick(&real.items)), lambda);
-            let l_dom = bce(m.du.forward(&us), 0.0)
-                + bce(m.du.forward(&ur), 1.0)
-                + bce(m.dv.forward(&is), 0.0)
-                + bce(m.dv.forward(&ir), 1.0);
+            let l_dom = bce_with_logits(&m.du.forward(&us), 0.0)
+                + bce_with_logits(&m.du.forward(&ur), 1.0)
+                + bce_with_logits(&m.dv.forward(&is), 0.0)
+                + bce_with_logits(&m.dv.forward(&ir), 1.0);
             finite(&l_pred, "L_pred", step)?;
             dom_sum += finite(&l_dom, "L_dom", step)?;
             let loss = l_pred + l_dom * p.dom_weight;
