@@ -20,7 +20,7 @@ use crate::api::stage::Stage;
 use crate::data::ratings::Ratings;
 use crate::data::sessions::ratings_by_user;
 use crate::data::table::{column, read_vectors};
-use crate::eval::metrics::{infer_y_max, session, Rule, SessionMetrics};
+use crate::eval::metrics::{infer_y_max, session, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::{metric_tables, METRIC_OUTPUTS};
 
 /// The static evaluator.
@@ -38,6 +38,8 @@ struct P {
     rating_max: Option<f32>,
     #[serde(default)]
     relevant_above: Option<f32>,
+    #[serde(default)]
+    reward: RewardMap,
 }
 fn d_t() -> usize {
     32
@@ -55,6 +57,12 @@ const PARAMS: &[ParamDoc] = &[
         ty: "number",
         default: Some("3 for y_max 5, 5 for 10"),
         help: "relevance threshold",
+    },
+    ParamDoc {
+        name: "reward",
+        ty: RewardMap::CHOICES,
+        default: Some("signed"),
+        help: "rated item: 2y/y_max − 1 (signed, TPGR) or y/y_max (normalized); unrated: 0",
     },
 ];
 
@@ -129,6 +137,7 @@ impl Stage for EvalStatic {
             .map(|&c| f64::from(c))
             .collect();
         let mut rule = Rule::for_scale(p.rating_max.unwrap_or_else(|| infer_y_max([&test])));
+        rule.reward = p.reward;
         if let Some(r) = p.relevant_above {
             rule.relevant_above = r;
         }

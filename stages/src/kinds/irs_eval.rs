@@ -19,6 +19,12 @@ const EVAL_PARAMS: &[ParamDoc] = &[
         default: Some("3 for y_max 5, 5 for 10"),
         help: "relevance threshold",
     },
+    ParamDoc {
+        name: "reward",
+        ty: "signed | normalized",
+        default: Some("signed"),
+        help: "rated item: 2y/y_max − 1 (signed, TPGR) or y/y_max (normalized); unrated: 0 (the metric; the policy's feedback uses its training map)",
+    },
 ];
 
 /// The evaluation stage: greedy sessions for test (or validation) users.

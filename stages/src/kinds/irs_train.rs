@@ -34,15 +34,27 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "batch", ty: "integer", default: Some("32"), help: "episodes per batch (paper: 32, 64)" },
     ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T" },
     ParamDoc { name: "gamma", ty: "number", default: Some("0.9"), help: "discount" },
-    ParamDoc { name: "lr", ty: "number", default: Some("0.0003"), help: "Adam learning rate" },
+    ParamDoc { name: "lr", ty: "number", default: Some("0.001"), help: "Adam learning rate" },
     ParamDoc { name: "target_every", ty: "integer", default: Some("100"), help: "target network refresh period" },
     ParamDoc { name: "k_interval", ty: "integer", default: Some("3"), help: "real-log batch period (paper: 2–4)" },
     ParamDoc { name: "hidden", ty: "integer", default: Some("64"), help: "LSTM width" },
     ParamDoc {
+        name: "item_bias",
+        ty: "boolean",
+        default: Some("false"),
+        help: "per-item bias of each pool in Q (the real one learns from the logs); false: a scalar bias",
+    },
+    ParamDoc {
         name: "rating_max",
         ty: "number",
         default: Some("5 or 10 from the data"),
-        help: "y_max of r = y / y_max",
+        help: "y_max of the reward map",
+    },
+    ParamDoc {
+        name: "reward",
+        ty: "signed | normalized",
+        default: Some("signed"),
+        help: "rated item: 2y/y_max − 1 (signed, TPGR) or y/y_max (normalized); unrated: 0 (sim users and real logs)",
     },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
     ParamDoc { name: "alpha", ty: "number", default: Some("0.8"), help: "r̃ = r + α·Δr (paper: 0.6–0.9)" },
@@ -51,6 +63,24 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "clf_hidden", ty: "integer", default: Some("32"), help: "classifier width" },
     ParamDoc { name: "clf_lr", ty: "number", default: Some("0.001"), help: "classifier learning rate" },
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("0.1"), help: "L_dom weight (s2r)" },
+    ParamDoc {
+        name: "real_bootstrap",
+        ty: "logged | max",
+        default: Some("logged"),
+        help: "real-log TD targets: the logged next action, or double-DQN's max over unseen items",
+    },
+    ParamDoc {
+        name: "real_conservative",
+        ty: "number ≥ 0",
+        default: Some("0"),
+        help: "weight of a CQL term on real-log batches (logsumexp Q − Q of the logged item)",
+    },
+    ParamDoc {
+        name: "val_every",
+        ty: "integer ≥ 1",
+        default: Some("100"),
+        help: "with `val` bound: validation sessions every this many iterations (and after the last)",
+    },
     ParamDoc {
         name: "clf_sim_data",
         ty: "rollouts | logs",
@@ -110,6 +140,12 @@ impl Stage for IrsTrain {
                 help: "adapt.darec weights: the item maps `s2r` fine-tunes (then the vectors are svd's)",
             },
             InputDoc {
+                name: "val",
+                required: false,
+                many: false,
+                help: "split.val: greedy validation sessions during training → `val_curve`",
+            },
+            InputDoc {
                 name: "truth",
                 required: false,
                 many: false,
@@ -120,12 +156,16 @@ impl Stage for IrsTrain {
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
             OutputDoc { name: "weights", help: "safetensors of the Q network" },
-            OutputDoc { name: "model", help: "key, value: hidden, dim, session_len, rating_max, alpha" },
+            OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha" },
             OutputDoc {
                 name: "curves",
                 help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss",
             },
             OutputDoc { name: "real_item_vecs", help: "the real item vectors the policy uses (irs.eval's input)" },
+            OutputDoc {
+                name: "val_curve",
+                help: "iteration, users, reward, precision, recall, f1 of greedy validation sessions (empty without `val`)",
+            },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {

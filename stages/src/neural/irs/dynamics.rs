@@ -256,6 +256,7 @@ mod tests {
         }
         let items = crate::neural::irs::episode::Domain::new(
             Tensor::from_slice(&flat).view([p.sim_items as i64, d as i64 + 1]),
+            crate::neural::irs::episode::Side::Sim,
         )
         .items;
         let mut rng = ChaCha8Rng::seed_from_u64(11);

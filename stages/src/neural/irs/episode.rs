@@ -12,23 +12,40 @@ pub struct Episode {
     pub rewards: Vec<f32>,
 }
 
+/// Which pool a domain is: the policy keeps a per-item bias for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The simulator's pool.
+    Sim,
+    /// The real pool (logs, validation, test).
+    Real,
+}
+
 /// A domain's items as the policy sees them.
 pub struct Domain {
     /// `n_items × D`.
     pub items: Tensor,
     /// Number of items.
     pub n_items: i64,
+    /// Which pool.
+    pub side: Side,
 }
 
 impl Domain {
     /// Item vectors (`n × D`) scaled to unit mean norm: MF vectors VΣ^½ of the two domains come
     /// from different matrices and differ in scale by an order of magnitude; unscaled, the
     /// bilinear Q values (and the TD loss) blew up at D = 128.
-    pub fn new(items: Tensor) -> Self {
+    pub fn new(items: Tensor, side: Side) -> Self {
         let n = items.size()[0];
         let mean_norm = items.norm_scalaropt_dim(2, &[1i64][..], false).mean(Kind::Float).double_value(&[]);
         let items = if mean_norm > 0.0 { items / mean_norm } else { items };
-        Self { items, n_items: n }
+        Self { items, n_items: n, side }
+    }
+
+    /// Item vectors as given (already scaled).
+    pub fn raw(items: Tensor, side: Side) -> Self {
+        let n_items = items.size()[0];
+        Self { items, n_items, side }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `irs.train` and `irs.eval` between Arrow and tensors: item vectors in, simulated users and
 //! real logs built from the splits, the trained network, curves and model metadata out.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, StringArray, UInt32Array};
@@ -14,14 +15,14 @@ use crate::api::error::StageError;
 use crate::data::ratings::Ratings;
 use crate::data::sessions::{logged_sessions, ratings_by_user};
 use crate::data::table::{batch, column, f64_column, read_vectors, vectors};
-use crate::eval::metrics::{infer_y_max, session, Rule, SessionMetrics};
+use crate::eval::metrics::{infer_y_max, session, summarize, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::metric_tables;
 use crate::neural::irs::config::{ClfSimData, EvalConfig, Method, TrainConfig};
-use crate::neural::irs::episode::{Domain, Episode};
+use crate::neural::irs::episode::{Domain, Episode, Side};
 use crate::neural::irs::joint::Joint;
-use crate::neural::irs::qnet::QNet;
-use crate::neural::irs::rollout::greedy_with_feedback;
-use crate::neural::irs::train::{train, CurveRow, DeltaROptions, TrainOptions};
+use crate::neural::irs::qnet::{ItemBias, QNet};
+use crate::neural::irs::rollout::rollout;
+use crate::neural::irs::train::{train, CurveRow, DeltaROptions, Snapshot, TrainOptions};
 use crate::neural::torch::{load_weights, read_safetensors, tch_device, weights_bytes};
 
 /// Item vectors of `name`: normalised to unit mean norm (`Domain::new`), or as stored (`raw`).
@@ -30,6 +31,7 @@ fn vectors_tensor(
     name: &str,
     device: tch::Device,
     raw: bool,
+    side: Side,
 ) -> Result<(Vec<u32>, Domain), StageError> {
     let (ids, flat, d) = read_vectors(inputs.table(name)?, name)?;
     let n = ids.len() as i64;
@@ -37,21 +39,26 @@ fn vectors_tensor(
         return Err(StageError::Data(format!("`{name}` has no item vectors")));
     }
     let items = Tensor::from_slice(&flat).view([n, d as i64]).to_device(device);
-    Ok((ids, if raw { Domain { items, n_items: n } } else { Domain::new(items) }))
+    Ok((ids, if raw { Domain::raw(items, side) } else { Domain::new(items, side) }))
 }
 
 /// What `irs.eval` needs to rebuild a trained policy: the `model` output of `irs.train`, a
-/// key/value table (`hidden`, `dim`, `session_len`, `rating_max`, `real_sessions`, `alpha`).
+/// key/value table (`hidden`, `dim`, `item_bias`, `session_len`, `rating_max`, `reward_scale`,
+/// `reward_offset`, `real_sessions`, `alpha`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelMeta {
     /// LSTM width.
     pub hidden: i64,
     /// Item vector width D.
     pub dim: i64,
+    /// Whether Q has per-item biases (the real pool's is `b_real` in the weights).
+    pub item_bias: bool,
     /// Session length T.
     pub session_len: usize,
-    /// y_max of r = y / y_max.
+    /// y_max of the reward map.
     pub rating_max: f32,
+    /// The reward map the policy was trained with (its LSTM reads these rewards).
+    pub reward: RewardMap,
     /// Real logged sessions seen in training.
     pub real_sessions: usize,
     /// α of r̃ = r + α·Δr (0 without Δr).
@@ -64,8 +71,11 @@ impl ModelMeta {
         let rows = [
             ("hidden", self.hidden as f64),
             ("dim", self.dim as f64),
+            ("item_bias", f64::from(u8::from(self.item_bias))),
             ("session_len", self.session_len as f64),
             ("rating_max", f64::from(self.rating_max)),
+            ("reward_scale", self.reward.affine().0),
+            ("reward_offset", self.reward.affine().1),
             ("real_sessions", self.real_sessions as f64),
             ("alpha", self.alpha),
         ];
@@ -75,7 +85,8 @@ impl ModelMeta {
         ])
     }
 
-    /// From the `model` table (every key required).
+    /// From the `model` table (every key required, except the reward map: models from before it
+    /// was stored were trained with y/y_max).
     pub fn from_table(model: &arrow::record_batch::RecordBatch) -> Result<Self, StageError> {
         let keys = column::<StringArray>(model, "model", "key")?;
         let vals = f64_column(model, "model", "value")?;
@@ -85,7 +96,14 @@ impl ModelMeta {
                 .map(|i| vals[i])
                 .ok_or_else(|| StageError::Input(format!("model has no `{k}`")))
         };
+        let reward = match (get("reward_scale"), get("reward_offset")) {
+            (Ok(a), Ok(b)) => RewardMap::from_affine(a, b)
+                .ok_or_else(|| StageError::Input(format!("model has an unknown reward map r = {a}·y/y_max + {b}")))?,
+            _ => RewardMap::Normalized,
+        };
         Ok(Self {
+            reward,
+            item_bias: get("item_bias").is_ok_and(|v| v != 0.0),
             hidden: get("hidden")? as i64,
             dim: get("dim")? as i64,
             session_len: get("session_len")? as usize,
@@ -94,6 +112,31 @@ impl ModelMeta {
             alpha: get("alpha")?,
         })
     }
+}
+
+/// Greedy T-step sessions of `net` over `dom` (item ids `ids`) for every user of `by_user`; the
+/// policy's feedback is `feedback` of the user's rating (0 unrated), the metrics follow `rule`.
+fn greedy_sessions(
+    net: &QNet,
+    dom: &Domain,
+    ids: &[u32],
+    by_user: &BTreeMap<u32, HashMap<u32, f32>>,
+    t: usize,
+    feedback: &dyn Fn(f32) -> f32,
+    rule: Rule,
+) -> Vec<(u32, SessionMetrics)> {
+    let users: Vec<&u32> = by_user.keys().collect();
+    let idx: Vec<usize> = (0..users.len()).collect();
+    let reward = |u: usize, a: i64| by_user[users[u]].get(&ids[a as usize]).map_or(0.0, |&y| feedback(y));
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let sessions = rollout(net, dom, &idx, t, 0.0, &mut rng, &reward);
+    sessions
+        .iter()
+        .zip(users)
+        .map(|(e, u)| {
+            (*u, session(&e.actions.iter().map(|&a| ids[a as usize]).collect::<Vec<_>>(), &by_user[u], rule, t))
+        })
+        .collect()
 }
 
 fn episodes(logs: Vec<(Vec<i64>, Vec<f32>)>) -> Vec<Episode> {
@@ -112,8 +155,8 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
                 .into(),
         ));
     }
-    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint)?;
-    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device, joint)?;
+    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint, Side::Sim)?;
+    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device, joint, Side::Real)?;
     if sim.items.size()[1] != real.items.size()[1] {
         return Err(StageError::Input(format!(
             "`sim_item_vecs` have {} dimensions, `real_item_vecs` {}",
@@ -136,6 +179,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     let sim_r = Ratings::from_batch(inputs.table("sim")?, "sim")?;
     let real_r = Ratings::from_batch(inputs.table("real_train")?, "real_train")?;
     let y_max = p.rating_max.unwrap_or_else(|| infer_y_max([&sim_r, &real_r]));
+    let to_reward = |y: f32| p.reward.of(y, y_max) as f32;
     // Simulated users: every user with sim ratings replays them (unrated → 0).
     let sim_index: HashMap<u32, i64> = sim_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
     let mut users: Vec<u32> = sim_r.user.clone();
@@ -145,7 +189,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     let mut rewards: Vec<HashMap<i64, f32>> = vec![HashMap::new(); users.len()];
     for k in 0..sim_r.len() {
         if let Some(&i) = sim_index.get(&sim_r.item[k]) {
-            rewards[uidx[&sim_r.user[k]]].insert(i, sim_r.rating[k] / y_max);
+            rewards[uidx[&sim_r.user[k]]].insert(i, to_reward(sim_r.rating[k]));
         }
     }
     if users.is_empty() {
@@ -153,10 +197,10 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     }
     // Real logs: each shared user's real ratings in time order, cut into sessions of T.
     let real_index: HashMap<u32, i64> = real_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
-    let logs = episodes(logged_sessions(&real_r, &real_index, y_max, p.session_len));
+    let logs = episodes(logged_sessions(&real_r, &real_index, to_reward, p.session_len));
     // The sim users' own logged sessions, for `clf_sim_data: logs`.
     let sim_logs = if p.clf_sim_data == ClfSimData::Logs {
-        let l = episodes(logged_sessions(&sim_r, &sim_index, y_max, p.session_len));
+        let l = episodes(logged_sessions(&sim_r, &sim_index, to_reward, p.session_len));
         if l.is_empty() {
             return Err(StageError::Data(format!(
                 "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
@@ -176,6 +220,9 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         target_every: p.target_every,
         k_interval: p.k_interval,
         hidden: p.hidden,
+        item_bias: p.item_bias,
+        real_bootstrap: p.real_bootstrap,
+        real_conservative: p.real_conservative,
         seed: p.seed,
         delta_r: p.has_delta_r().then_some(DeltaROptions {
             alpha: p.alpha,
@@ -189,9 +236,26 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     ctx.progress(0.0, "training");
     let reward = |u: usize, a: i64| rewards[u].get(&a).copied().unwrap_or(0.0);
     let n = p.iterations;
-    let report = |row: &CurveRow| {
+    // Validation sessions during training, exactly as `irs.eval` would score the model then.
+    let val = if inputs.has("val") {
+        let v = Ratings::from_batch(inputs.table("val")?, "val")?;
+        Some(ratings_by_user(&v))
+    } else {
+        None
+    };
+    let val_rule = Rule { reward: p.reward, ..Rule::for_scale(y_max) };
+    let val_curve: RefCell<Vec<(usize, crate::eval::metrics::Summary)>> = RefCell::new(Vec::new());
+    let report = |snap: &Snapshot| {
         ctx.check_cancelled()?;
+        let row = snap.row;
         let done = row.iteration + 1;
+        if let (Some(by_user), Some(items)) = (&val, snap.real_items) {
+            if done.is_multiple_of(p.val_every) || done == n {
+                let dom = Domain::raw(items.detach(), Side::Real);
+                let rows = greedy_sessions(snap.net, &dom, &real_ids, by_user, p.session_len, &to_reward, val_rule);
+                val_curve.borrow_mut().push((done, summarize(&rows.iter().map(|r| r.1).collect::<Vec<_>>())));
+            }
+        }
         if done.is_multiple_of(10) || done == n {
             ctx.progress(done as f64 / n as f64, &format!("iteration {done}/{n} td {:.4}", row.td_loss));
         }
@@ -213,14 +277,28 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         ("dr_std", f(|c| c.dr_std)),
         ("dom_loss", f(|c| c.dom_loss)),
     ])?;
+    let vc = val_curve.into_inner();
+    let g = |k: fn(&crate::eval::metrics::Summary) -> f64| {
+        Arc::new(Float64Array::from(vc.iter().map(|(_, s)| k(s)).collect::<Vec<_>>()))
+    };
+    let val_t = batch(vec![
+        ("iteration", Arc::new(UInt32Array::from(vc.iter().map(|v| v.0 as u32).collect::<Vec<_>>()))),
+        ("users", Arc::new(UInt32Array::from(vc.iter().map(|v| v.1.users as u32).collect::<Vec<_>>()))),
+        ("reward", g(|s| s.reward)),
+        ("precision", g(|s| s.precision)),
+        ("recall", g(|s| s.recall)),
+        ("f1", g(|s| s.f1)),
+    ])?;
     let real_flat = Vec::<f32>::try_from(trained.real_items.to_device(tch::Device::Cpu).view([-1]))
         .map_err(|e| StageError::Failed(e.to_string()))?;
     let real_vecs = vectors(real_ids.clone(), real_flat, trained.real_items.size()[1] as usize)?;
     let meta = ModelMeta {
         hidden: p.hidden,
         dim: sim.items.size()[1],
+        item_bias: p.item_bias,
         session_len: p.session_len,
         rating_max: y_max,
+        reward: p.reward,
         real_sessions: logs.len(),
         alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
     };
@@ -229,6 +307,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         ("real_item_vecs".into(), Artifact::Table(real_vecs)),
         ("model".into(), Artifact::Table(meta.to_table()?)),
         ("curves".into(), Artifact::Table(curves_t)),
+        ("val_curve".into(), Artifact::Table(val_t)),
     ]))
 }
 
@@ -236,29 +315,24 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
 pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
     // irs.train's `real_item_vecs`: exactly the vectors the policy was trained with.
-    let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device, true)?;
+    let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device, true, Side::Real)?;
     let meta = ModelMeta::from_table(inputs.table("model")?)?;
     let (hidden, t, y_max) = (meta.hidden, meta.session_len, meta.rating_max);
     let mut vs = nn::VarStore::new(device);
-    let _net = QNet::new(&vs.root(), real.items.size()[1], hidden);
+    let bias = ItemBias { sim: None, real: meta.item_bias.then_some(real.n_items) };
+    let net = QNet::new(&vs.root(), real.items.size()[1], hidden, bias);
     let Artifact::Weights(w) = inputs.one("weights")? else {
         return Err(StageError::Input("`weights` must be a weights artifact".into()));
     };
     load_weights(&mut vs, w, ctx.scratch())?;
     let test = Ratings::from_batch(inputs.table("test")?, "test")?;
     let by_user = ratings_by_user(&test);
-    let users: Vec<u32> = by_user.keys().copied().collect();
-    let idx: Vec<usize> = (0..users.len()).collect();
-    let reward = |u: usize, a: i64| by_user[&users[u]].get(&ids[a as usize]).map_or(0.0, |y| y / y_max);
-    let sessions = greedy_with_feedback(&vs, &real, &idx, t, hidden, &reward);
     let mut rule = Rule::for_scale(y_max);
+    rule.reward = p.reward;
     if let Some(r) = p.relevant_above {
         rule.relevant_above = r;
     }
-    let rows: Vec<(u32, SessionMetrics)> = sessions
-        .iter()
-        .zip(&users)
-        .map(|(s, u)| (*u, session(&s.iter().map(|&a| ids[a as usize]).collect::<Vec<_>>(), &by_user[u], rule, t)))
-        .collect();
+    let feedback = |y: f32| meta.reward.of(y, y_max) as f32;
+    let rows = greedy_sessions(&net, &real, &ids, &by_user, t, &feedback, rule);
     metric_tables(&p.method, &rows)
 }

@@ -1,8 +1,26 @@
-//! The Q network: an LSTM over x_t = [e_{a_t}, r_t] (h_0 = 0), Q(s, a) = ⟨g(s), W e_a⟩ + b over
-//! every item of the active domain.
+//! The Q network: an LSTM over x_t = [e_{a_t}, r_t] (h_0 = 0), Q(s, a) = ⟨g(s), W e_a⟩ + b + b_a
+//! over every item of the active domain, where b_a is a per-item bias of that domain's pool
+//! (`item_bias`; without it Q has the scalar b only).
+//!
+//! The item term can only transfer what the two domains' vectors share, and the vectors come from
+//! two SVDs whose bases agree at best in the leading direction. The real pool's bias b_a^R learns
+//! from the real logged sessions (every `k_interval`-th batch), so DQN-R can represent the
+//! most-popular policy of D_real exactly; the sim pool's b_a^S lets the item term learn what is
+//! personal rather than spending itself on sim popularity.
 
 use tch::nn::{self, Module, RNN};
 use tch::Tensor;
+
+use crate::neural::irs::episode::{Domain, Side};
+
+/// Pool sizes of the per-item biases (`None`: no bias for that side).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemBias {
+    /// Items of the sim pool.
+    pub sim: Option<i64>,
+    /// Items of the real pool.
+    pub real: Option<i64>,
+}
 
 /// The Q network.
 pub struct QNet {
@@ -10,22 +28,35 @@ pub struct QNet {
     g: nn::Linear,
     w: nn::Linear,
     b: Tensor,
+    b_sim: Option<Tensor>,
+    b_real: Option<Tensor>,
 }
 
 impl QNet {
-    /// Layers under `p` for item vectors of width `d` and an LSTM of width `hidden`.
-    pub fn new(p: &nn::Path, d: i64, hidden: i64) -> Self {
+    /// Layers under `p` for item vectors of width `d`, an LSTM of width `hidden` and the per-item
+    /// biases `bias` (variables `b_sim`, `b_real`, zero at start).
+    pub fn new(p: &nn::Path, d: i64, hidden: i64, bias: ItemBias) -> Self {
         Self {
             lstm: nn::lstm(p / "lstm", d + 1, hidden, Default::default()),
             g: nn::linear(p / "g", hidden, d, Default::default()),
             w: nn::linear(p / "w", d, d, nn::LinearConfig { bias: false, ..Default::default() }),
             b: p.zeros("b", &[1]),
+            b_sim: bias.sim.map(|n| p.zeros("b_sim", &[n])),
+            b_real: bias.real.map(|n| p.zeros("b_real", &[n])),
         }
     }
 
-    /// Q of every item for states `h` (`… × hidden`) → `… × n_items`.
-    pub fn q(&self, h: &Tensor, items: &Tensor) -> Tensor {
-        self.g.forward(h).matmul(&self.w.forward(items).tr()) + &self.b
+    /// Q of every item of `dom` for states `h` (`… × hidden`) → `… × n_items`.
+    pub fn q(&self, h: &Tensor, dom: &Domain) -> Tensor {
+        let q = self.g.forward(h).matmul(&self.w.forward(&dom.items).tr()) + &self.b;
+        let bias = match dom.side {
+            Side::Sim => self.b_sim.as_ref(),
+            Side::Real => self.b_real.as_ref(),
+        };
+        match bias {
+            Some(b) => q + b,
+            None => q,
+        }
     }
 
     /// States before each step of a batch of episodes: `[s_0 = 0, h_1 … h_T]` (`B × (T+1) × H`).

@@ -7,7 +7,7 @@ use tch::nn::{self, RNN};
 use tch::{Kind, Tensor};
 
 use crate::neural::irs::episode::{Domain, Episode};
-use crate::neural::irs::qnet::QNet;
+use crate::neural::irs::qnet::{ItemBias, QNet};
 
 /// Runs `users.len()` sessions of length `t` at once: ε-greedy over `dom`'s items (no repeats),
 /// rewards from `reward(user_index, item) `.
@@ -29,7 +29,7 @@ pub fn rollout(
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
     tch::no_grad(|| {
         for _ in 0..t.min(dom.n_items as usize) {
-            let q = net.q(&h, &dom.items).masked_fill(&mask, f64::NEG_INFINITY);
+            let q = net.q(&h, dom).masked_fill(&mask, f64::NEG_INFINITY);
             let greedy: Vec<i64> =
                 Vec::<i64>::try_from(&q.argmax(1, false).to_device(tch::Device::Cpu)).expect("int tensor");
             let taken = Vec::<bool>::try_from(&mask.to_device(tch::Device::Cpu).view([-1])).expect("bool tensor");
@@ -76,11 +76,12 @@ pub fn greedy_with_feedback(
     users: &[usize],
     t: usize,
     hidden: i64,
+    bias: ItemBias,
     reward: &dyn Fn(usize, i64) -> f32,
 ) -> Vec<Vec<i64>> {
     let d = dom.items.size()[1];
     let mut vs = nn::VarStore::new(dom.items.device());
-    let net = QNet::new(&vs.root(), d, hidden);
+    let net = QNet::new(&vs.root(), d, hidden, bias);
     vs.copy(net_vs).expect("same architecture");
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     rollout(&net, dom, users, t, 0.0, &mut rng, reward).into_iter().map(|e| e.actions).collect()

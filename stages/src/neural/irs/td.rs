@@ -1,10 +1,22 @@
-//! The TD loss: double-DQN targets over whole replayed episodes, Huber loss, recommended items
-//! masked.
+//! The TD loss over whole replayed episodes, Huber loss: double-DQN targets over the items not
+//! yet recommended (sim rollouts), or the logged next action (real logs).
 
 use tch::{Kind, Tensor};
 
+pub use crate::neural::irs::config::Bootstrap;
 use crate::neural::irs::episode::{batch_tensors, Domain, Episode};
 use crate::neural::irs::qnet::QNet;
+
+/// How a batch's TD targets are formed.
+#[derive(Debug, Clone, Copy)]
+pub struct TdRule {
+    /// Discount γ.
+    pub gamma: f64,
+    /// How the next state is valued.
+    pub bootstrap: Bootstrap,
+    /// Weight of the conservative (CQL) term (0 = none).
+    pub conservative: f64,
+}
 
 /// Cumulative masks of recommended items: `B × T × n` with true where a_0..a_t were recommended.
 fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
@@ -15,27 +27,43 @@ fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
 /// Huber TD loss of `episodes` in `dom` (γ-discounted, masked max over unrecommended items).
 /// `bonus` (`B × T`, e.g. α·Δr) is added to the rewards of the TD target only: the LSTM still
 /// sees the observed rewards.
-pub fn td_loss(net: &QNet, target: &QNet, dom: &Domain, eps: &[Episode], gamma: f64, bonus: Option<&Tensor>) -> Tensor {
+pub fn td_loss(
+    net: &QNet,
+    target: &QNet,
+    dom: &Domain,
+    eps: &[Episode],
+    rule: TdRule,
+    bonus: Option<&Tensor>,
+) -> Tensor {
+    let TdRule { gamma, bootstrap, conservative } = rule;
     let dev = dom.items.device();
     let t = eps[0].actions.len() as i64;
     let b = eps.len() as i64;
     let (actions, rewards) = batch_tensors(eps, dev);
     let s = net.states(&dom.items, &actions, &rewards); // B × (T+1) × H
-    let q = net.q(&s.narrow(1, 0, t), &dom.items); // B × T × n
+    let q = net.q(&s.narrow(1, 0, t), dom); // B × T × n
     let q_sa = q.gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
     let next = tch::no_grad(|| {
-        // Double DQN: the online network picks a* among the items not yet recommended, the target
-        // network values it. A plain max over hundreds of never-seen real items overestimated
-        // badly on the real-log batches (TD loss spikes of 10³).
-        let mask = cumulative_mask(&actions, dom.n_items);
-        let online_next = net.q(&s.narrow(1, 1, t).detach(), &dom.items).masked_fill(&mask, f64::NEG_INFINITY);
-        let a_star = online_next.argmax(2, true);
         let st = target.states(&dom.items, &actions, &rewards);
-        let qn = target.q(&st.narrow(1, 1, t), &dom.items); // Q_target(s_{t+1}, ·)
-        let best = qn.gather(2, &a_star, false).squeeze_dim(-1);
-        // The last step is terminal; a pool exhausted by the session has no next action.
-        let exhausted = online_next.amax(&[2i64][..], false).isinf();
-        let best = best.masked_fill(&exhausted, 0.0);
+        let qn = target.q(&st.narrow(1, 1, t), dom); // Q_target(s_{t+1}, ·)
+        let best = match bootstrap {
+            Bootstrap::Max => {
+                // Double DQN: a plain max over hundreds of never-seen items overestimates.
+                let mask = cumulative_mask(&actions, dom.n_items);
+                let online_next = net.q(&s.narrow(1, 1, t).detach(), dom).masked_fill(&mask, f64::NEG_INFINITY);
+                let a_star = online_next.argmax(2, true);
+                let best = qn.gather(2, &a_star, false).squeeze_dim(-1);
+                // A pool exhausted by the session has no next action.
+                let exhausted = online_next.amax(&[2i64][..], false).isinf();
+                best.masked_fill(&exhausted, 0.0)
+            }
+            Bootstrap::Logged => {
+                // a_{t+1} for t < T − 1 (the last step's value is masked as terminal below).
+                let next_a = Tensor::cat(&[actions.narrow(1, 1, t - 1), actions.narrow(1, t - 1, 1)], 1);
+                qn.gather(2, &next_a.unsqueeze(-1), false).squeeze_dim(-1)
+            }
+        };
+        // The last step is terminal.
         let terminal =
             Tensor::ones([b, t], (Kind::Float, dev)).index_fill(1, &Tensor::from_slice(&[t - 1]).to_device(dev), 0.0);
         let r = match bonus {
@@ -44,5 +72,14 @@ pub fn td_loss(net: &QNet, target: &QNet, dom: &Domain, eps: &[Episode], gamma: 
         };
         r + best * terminal * gamma
     });
-    q_sa.huber_loss(&next, tch::Reduction::Mean, 1.0)
+    let td = q_sa.huber_loss(&next, tch::Reduction::Mean, 1.0);
+    if conservative > 0.0 {
+        // CQL(H) (Kumar et al. 2020): push down a soft maximum of Q over the pool and up the
+        // logged action. Logged sessions hold rated items only, so without it nothing tells the
+        // policy that the items the logs never show are the ones users leave unrated.
+        let gap = (q.logsumexp(&[2i64][..], false) - &q_sa).mean(Kind::Float);
+        td + gap * conservative
+    } else {
+        td
+    }
 }

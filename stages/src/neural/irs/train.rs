@@ -11,11 +11,11 @@ use tch::{Kind, Tensor};
 
 use crate::api::error::StageError;
 use crate::neural::irs::dynamics::DynClf;
-use crate::neural::irs::episode::{batch_tensors, Domain, Episode};
+use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use crate::neural::irs::joint::{Items, Joint, Maps};
-use crate::neural::irs::qnet::QNet;
+use crate::neural::irs::qnet::{ItemBias, QNet};
 use crate::neural::irs::rollout::rollout;
-use crate::neural::irs::td::td_loss;
+use crate::neural::irs::td::{td_loss, Bootstrap, TdRule};
 use crate::neural::layers::dann_lambda;
 use crate::neural::torch::{finite, seeded, to_device};
 
@@ -38,6 +38,12 @@ pub struct TrainOptions {
     pub k_interval: usize,
     /// LSTM width.
     pub hidden: i64,
+    /// Per-item biases b_a of each pool in Q (else a scalar b only).
+    pub item_bias: bool,
+    /// How the real-log batches' TD targets value the next state.
+    pub real_bootstrap: Bootstrap,
+    /// Weight of the conservative (CQL) term on real-log batches (0 = none).
+    pub real_conservative: f64,
     /// Seed.
     pub seed: u64,
     /// Dynamics adaptation (Δr), when the method has it.
@@ -88,6 +94,17 @@ pub struct CurveRow {
     pub dom_loss: f64,
 }
 
+/// What the per-iteration hook sees: the curve row, and the policy and real item vectors as they
+/// are after this iteration's step (for validation curves).
+pub struct Snapshot<'a> {
+    /// This iteration's curve row.
+    pub row: &'a CurveRow,
+    /// The online Q network.
+    pub net: &'a QNet,
+    /// The real-domain item vectors the policy sees now (after joint fine-tuning), if any.
+    pub real_items: Option<&'a Tensor>,
+}
+
 /// A trained policy.
 pub struct Trained {
     /// The Q network (variables `lstm`, `g`, `w`, `b`).
@@ -115,16 +132,21 @@ pub fn train(
     o: &TrainOptions,
     joint: Option<&Joint>,
     device: tch::Device,
-    on_iteration: &dyn Fn(&CurveRow) -> Result<(), StageError>,
+    on_iteration: &dyn Fn(&Snapshot) -> Result<(), StageError>,
 ) -> Result<Trained, StageError> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let d = sim.items.size()[1];
     let cpu = tch::Device::Cpu;
     let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
+    let bias = if o.item_bias {
+        ItemBias { sim: Some(sim.n_items), real: real.map(|r| r.0.n_items) }
+    } else {
+        ItemBias::default()
+    };
     let (net, target, clf) = seeded(o.seed, || {
         (
-            QNet::new(&vs.root(), d, o.hidden),
-            QNet::new(&tvs.root(), d, o.hidden),
+            QNet::new(&vs.root(), d, o.hidden, bias),
+            QNet::new(&tvs.root(), d, o.hidden, bias),
             o.delta_r.as_ref().map(|dr| DynClf::new(&cvs.root(), d, dr.hidden)),
         )
     });
@@ -156,9 +178,11 @@ pub fn train(
     let mut replay: Vec<Episode> = Vec::new();
     let cap = 20_000;
     let mut curves = Vec::with_capacity(o.iterations);
+    let sim_rule = TdRule { gamma: o.gamma, bootstrap: Bootstrap::Max, conservative: 0.0 };
+    let real_rule = TdRule { gamma: o.gamma, bootstrap: o.real_bootstrap, conservative: o.real_conservative };
+    items.refresh();
     for it in 0..o.iterations {
-        items.refresh();
-        let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim };
+        let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim, side: Side::Sim };
         let epsilon = (1.0 - it as f64 / (0.5 * o.iterations as f64).max(1.0)).max(0.05);
         let users: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..n_sim_users)).collect();
         let fresh = rollout(&net, &sim_dom, &users, o.session_len, epsilon, &mut rng, sim_reward);
@@ -193,9 +217,10 @@ pub fn train(
             let dom = Domain {
                 items: items.real.as_ref().expect("logs need the real domain").shallow_clone(),
                 n_items: n_real,
+                side: Side::Real,
             };
             let batch: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
-            td_loss(&net, &target, &dom, &batch, o.gamma, None)
+            td_loss(&net, &target, &dom, &batch, real_rule, None)
         } else {
             let batch: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
             let bonus = match (&clf, &o.delta_r) {
@@ -211,7 +236,7 @@ pub fn train(
                 }
                 _ => None,
             };
-            td_loss(&net, &target, &sim_dom, &batch, o.gamma, bonus.as_ref())
+            td_loss(&net, &target, &sim_dom, &batch, sim_rule, bonus.as_ref())
         };
         row.td_loss = finite(&loss, "TD loss", it)?;
         match (&items.maps, mopt.as_mut()) {
@@ -233,10 +258,10 @@ pub fn train(
         if (it + 1) % o.target_every.max(1) == 0 {
             tvs.copy(&vs).map_err(failed)?;
         }
-        on_iteration(&row)?;
+        items.refresh();
+        on_iteration(&Snapshot { row: &row, net: &net, real_items: items.real.as_ref() })?;
         curves.push(row);
     }
-    items.refresh();
     let real_items = items.real.map_or_else(|| items.sim.zeros_like().narrow(0, 0, 0), |t| t.detach());
     Ok(Trained { vs, curves, real_items })
 }
@@ -249,7 +274,7 @@ mod tests {
         let items = |n: i64, seed: u64| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let v: Vec<f32> = (0..n * 8).map(|_| rng.random::<f32>() - 0.5).collect();
-            Domain::new(Tensor::from_slice(&v).view([n, 8]))
+            Domain::new(Tensor::from_slice(&v).view([n, 8]), if seed == 1 { Side::Sim } else { Side::Real })
         };
         let logs = (0..6)
             .map(|k| Episode { actions: (0..8).map(|i| (i + k) % 20).collect(), rewards: vec![0.6; 8] })
@@ -267,6 +292,9 @@ mod tests {
             target_every: 5,
             k_interval: 2,
             hidden: 8,
+            item_bias: true,
+            real_bootstrap: Bootstrap::Logged,
+            real_conservative: 1.0,
             seed: 1,
             delta_r: delta_r.then_some(DeltaROptions {
                 alpha: 0.8,
@@ -283,9 +311,9 @@ mod tests {
     fn training_reports_every_iteration_and_stops_when_told() {
         let (sim, real, logs) = tiny_world();
         let seen = std::cell::Cell::new(0usize);
-        let stop_at_3 = |row: &CurveRow| {
+        let stop_at_3 = |snap: &Snapshot| {
             seen.set(seen.get() + 1);
-            if row.iteration == 3 {
+            if snap.row.iteration == 3 {
                 Err(StageError::Cancelled)
             } else {
                 Ok(())
@@ -382,12 +410,18 @@ mod tests {
         let (sim, real, logs) = tiny_world();
         let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
         let on = |dev: tch::Device| {
-            let (s, r) = (Domain::new(sim.items.to_device(dev)), Domain::new(real.items.to_device(dev)));
+            let (s, r) =
+                (Domain::new(sim.items.to_device(dev), Side::Sim), Domain::new(real.items.to_device(dev), Side::Real));
             let t = train(&s, 5, &reward, Some((&r, &logs)), &tiny_options(true), None, dev, &|_| Ok(())).unwrap();
-            let sessions =
-                crate::neural::irs::rollout::greedy_with_feedback(&t.vs, &r, &[0, 1, 2, 3, 4], 8, 8, &|u, a| {
-                    reward(u, a)
-                });
+            let sessions = crate::neural::irs::rollout::greedy_with_feedback(
+                &t.vs,
+                &r,
+                &[0, 1, 2, 3, 4],
+                8,
+                8,
+                ItemBias { sim: Some(30), real: Some(20) },
+                &|u, a| reward(u, a),
+            );
             (t.curves, sessions)
         };
         let (cpu, cpu_sessions) = on(tch::Device::Cpu);
