@@ -144,6 +144,15 @@ pub fn session(recs: &[u32], ratings: &HashMap<u32, f32>, rule: Rule, t: usize) 
     SessionMetrics { reward, precision, recall, f1, relevant }
 }
 
+/// Top-`t` items by score (ties: smaller id first).
+pub fn top_t(items: &[u32], scores: &[f64], t: usize) -> Vec<u32> {
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.sort_by(|&a, &b| {
+        scores[b].partial_cmp(&scores[a]).unwrap_or(std::cmp::Ordering::Equal).then(items[a].cmp(&items[b]))
+    });
+    idx.into_iter().take(t).map(|i| items[i]).collect()
+}
+
 /// Averages over users.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {

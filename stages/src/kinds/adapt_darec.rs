@@ -30,6 +30,18 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("1"), help: "weight of L_dom" },
     ParamDoc { name: "disc_lr_mult", ty: "number > 0", default: Some("20"), help: "classifier lr ÷ map lr" },
     ParamDoc { name: "hidden", ty: "integer ≥ 1", default: Some("64"), help: "domain classifier width" },
+    ParamDoc {
+        name: "cross_weight",
+        ty: "number ≥ 0",
+        default: Some("1"),
+        help: "weight of the shared users' real ratings predicted from their sim vectors",
+    },
+    ParamDoc {
+        name: "val_session_len",
+        ty: "integer ≥ 1",
+        default: Some("32"),
+        help: "T of the per-epoch validation sessions (with `val`)",
+    },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
 
@@ -61,6 +73,12 @@ impl Stage for Darec {
             InputDoc { name: "real_item_vecs", required: true, many: false, help: "embed.svd" },
             InputDoc { name: "sim", required: true, many: false, help: "split.sim" },
             InputDoc { name: "real_train", required: true, many: false, help: "split.real_train" },
+            InputDoc {
+                name: "val",
+                required: false,
+                many: false,
+                help: "split.val: per-epoch greedy sessions and held-out MSE of ⟨F_U^S u^S, F_V^R v^R⟩ → `val_curve`",
+            },
         ]
     }
     fn outputs(&self) -> &'static [OutputDoc] {
@@ -71,6 +89,10 @@ impl Stage for Darec {
             OutputDoc { name: "real_item_vecs", help: "adapted F_V^R(v^R)" },
             OutputDoc { name: "weights", help: "safetensors: maps and classifiers (for joint training)" },
             OutputDoc { name: "curves", help: "per epoch: MSE sim/real, domain loss, classifier accuracies, λ" },
+            OutputDoc {
+                name: "val_curve",
+                help: "epoch (0 = before training, i.e. MF), users, reward, precision, cross_mse on validation users (empty without `val`)",
+            },
         ]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {

@@ -20,7 +20,7 @@ use crate::api::stage::Stage;
 use crate::data::ratings::Ratings;
 use crate::data::sessions::ratings_by_user;
 use crate::data::table::{column, read_vectors};
-use crate::eval::metrics::{infer_y_max, session, RewardMap, Rule, SessionMetrics};
+use crate::eval::metrics::{infer_y_max, session, top_t, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::{metric_tables, METRIC_OUTPUTS};
 
 /// The static evaluator.
@@ -74,15 +74,6 @@ fn check(p: &P) -> Result<(), StageError> {
         return Err(params::invalid("`session_len` must be ≥ 1", PARAMS));
     }
     Ok(())
-}
-
-/// Top-`t` items by score (ties: smaller id first).
-pub fn top_t(items: &[u32], scores: &[f64], t: usize) -> Vec<u32> {
-    let mut idx: Vec<usize> = (0..items.len()).collect();
-    idx.sort_by(|&a, &b| {
-        scores[b].partial_cmp(&scores[a]).unwrap_or(std::cmp::Ordering::Equal).then(items[a].cmp(&items[b]))
-    });
-    idx.into_iter().take(t).map(|i| items[i]).collect()
 }
 
 impl Stage for EvalStatic {

@@ -25,9 +25,19 @@ pub struct DarecConfig {
     /// Hidden width of the domain classifiers.
     #[serde(default = "d_hidden")]
     pub hidden: i64,
+    /// Weight of the cross-domain rating loss on the shared users: their real ratings predicted
+    /// from their *sim* user vectors, ⟨F_U^S u^S, F_V^R v^R⟩ — the pairing DARec is evaluated on.
+    #[serde(default = "d_one")]
+    pub cross_weight: f64,
+    /// With a `val` input: greedy sessions of this length per epoch for `val_curve`.
+    #[serde(default = "d_val_t")]
+    pub val_session_len: usize,
     /// Seed.
     #[serde(default)]
     pub seed: u64,
+}
+fn d_val_t() -> usize {
+    32
 }
 fn d_epochs() -> usize {
     20
@@ -52,8 +62,20 @@ impl DarecConfig {
     /// Range checks.
     pub fn check(&self) -> Result<(), String> {
         let p = self;
-        if p.epochs == 0 || p.batch == 0 || p.hidden < 1 || p.lr <= 0.0 || p.dom_weight < 0.0 || p.disc_lr_mult <= 0.0 {
-            return Err("`epochs`, `batch`, `hidden` must be ≥ 1, `lr` > 0, `dom_weight` ≥ 0".into());
+        if p.epochs == 0
+            || p.batch == 0
+            || p.hidden < 1
+            || p.val_session_len == 0
+            || p.lr <= 0.0
+            || p.dom_weight < 0.0
+            || p.disc_lr_mult <= 0.0
+            || p.cross_weight.is_nan()
+            || p.cross_weight < 0.0
+        {
+            return Err(
+                "`epochs`, `batch`, `hidden`, `val_session_len` must be ≥ 1, `lr`, `disc_lr_mult` > 0, `dom_weight`, `cross_weight` ≥ 0"
+                    .into(),
+            );
         }
         Ok(())
     }

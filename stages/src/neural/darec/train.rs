@@ -13,7 +13,9 @@ use crate::api::artifact::{Artifact, Inputs, Outputs};
 use crate::api::context::Context;
 use crate::api::error::StageError;
 use crate::data::ratings::Ratings;
+use crate::data::sessions::ratings_by_user;
 use crate::data::table::{batch, read_vectors, vectors};
+use crate::eval::metrics::{infer_y_max, session, summarize, top_t, Rule};
 use crate::neural::darec::config::DarecConfig;
 use crate::neural::darec::model::Model;
 use crate::neural::layers::{balanced_accuracy, bce_with_logits, dann_lambda, grl};
@@ -80,6 +82,80 @@ fn mse_all(dom: &Domain, fu: &nn::Linear, fv: &nn::Linear) -> f64 {
     })
 }
 
+/// Validation users' real ratings, for the per-epoch `val_curve`: each user's sim vector row and
+/// real ratings; the pairs (sim user row, real item row, rating) for the held-out MSE.
+struct Val {
+    users: Vec<(Option<i64>, std::collections::HashMap<u32, f32>)>,
+    ru: Tensor,
+    ri: Tensor,
+    y: Tensor,
+    rule: Rule,
+    t: usize,
+}
+
+impl Val {
+    fn new(r: &Ratings, sim: &Domain, real: &Domain, t: usize, dev: tch::Device) -> Self {
+        let um: HashMap<u32, i64> = sim.uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+        let im: HashMap<u32, i64> = real.iid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+        // A user without sim ratings has no sim vector: scores 0 for every item, as in `eval.static`.
+        let users: Vec<_> = ratings_by_user(r).into_iter().map(|(u, m)| (um.get(&u).copied(), m)).collect();
+        let (mut ru, mut ri, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..r.len() {
+            if let (Some(&u), Some(&i)) = (um.get(&r.user[k]), im.get(&r.item[k])) {
+                ru.push(u);
+                ri.push(i);
+                y.push(r.rating[k]);
+            }
+        }
+        Val {
+            users,
+            ru: Tensor::from_slice(&ru).to_device(dev),
+            ri: Tensor::from_slice(&ri).to_device(dev),
+            y: Tensor::from_slice(&y).to_device(dev),
+            rule: Rule::for_scale(infer_y_max([r])),
+            t,
+        }
+    }
+
+    /// (users, reward, precision, held-out MSE) of greedy sessions by ⟨F_U^S u^S, F_V^R v^R⟩, as
+    /// `eval.static` `method: darec` scores them.
+    fn measure(&self, sim: &Domain, real: &Domain, fus: &nn::Linear, fvr: &nn::Linear) -> [f64; 4] {
+        tch::no_grad(|| {
+            let us = fus.forward(&sim.users);
+            let ir = fvr.forward(&real.items);
+            let mse = if self.y.size()[0] > 0 {
+                (us.index_select(0, &self.ru) * ir.index_select(0, &self.ri))
+                    .sum_dim_intlist(1, false, Kind::Float)
+                    .mse_loss(&self.y, tch::Reduction::Mean)
+                    .double_value(&[])
+            } else {
+                f64::NAN
+            };
+            let rows = Tensor::from_slice(&self.users.iter().map(|u| u.0.unwrap_or(0)).collect::<Vec<_>>())
+                .to_device(us.device());
+            let known =
+                Tensor::from_slice(&self.users.iter().map(|u| f64::from(u8::from(u.0.is_some()))).collect::<Vec<_>>())
+                    .to_device(us.device())
+                    .unsqueeze(1);
+            let scores = us.index_select(0, &rows).to_kind(Kind::Double).matmul(&ir.to_kind(Kind::Double).tr()) * known;
+            let flat = Vec::<f64>::try_from(scores.to_device(tch::Device::Cpu).contiguous().view([-1]))
+                .expect("double tensor");
+            let n = real.iid.len();
+            let sessions: Vec<_> = self
+                .users
+                .iter()
+                .enumerate()
+                .map(|(k, (_, m))| {
+                    let recs = top_t(&real.iid, &flat[k * n..(k + 1) * n], self.t);
+                    session(&recs, m, self.rule, self.t)
+                })
+                .collect();
+            let s = summarize(&sessions);
+            [s.users as f64, s.reward, s.precision, mse]
+        })
+    }
+}
+
 /// Trains DARec and produces the stage's outputs.
 pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, StageError> {
     let dev = tch_device(ctx.device());
@@ -98,6 +174,30 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     let n_real = real.y.size()[0];
     let bs = p.batch as i64;
     let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
+    // The cross-domain pairs: shared users' real ratings with their sim user vectors.
+    let sim_row: HashMap<u32, i64> = sim.uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+    let ru_cpu = Vec::<i64>::try_from(real.ru.to_device(tch::Device::Cpu)).expect("int tensor");
+    let cross_idx: Vec<i64> =
+        (0..ru_cpu.len() as i64).filter(|&k| sim_row.contains_key(&real.uid[ru_cpu[k as usize] as usize])).collect();
+    let cross_u = Tensor::from_slice(
+        &cross_idx.iter().map(|&k| sim_row[&real.uid[ru_cpu[k as usize] as usize]]).collect::<Vec<_>>(),
+    )
+    .to_device(dev);
+    let cross_k = Tensor::from_slice(&cross_idx).to_device(dev);
+    if p.cross_weight > 0.0 && cross_idx.is_empty() {
+        return Err(StageError::Data(
+            "`cross_weight` needs shared users: no user of `real_train` has sim vectors".into(),
+        ));
+    }
+    let val = if inputs.has("val") {
+        Some(Val::new(&Ratings::from_batch(inputs.table("val")?, "val")?, &sim, &real, p.val_session_len, dev))
+    } else {
+        None
+    };
+    let mut val_rows: Vec<(usize, [f64; 4])> = Vec::new();
+    if let Some(v) = &val {
+        val_rows.push((0, v.measure(&sim, &real, &m.fus, &m.fvr)));
+    }
     let total = steps_per_epoch as usize * p.epochs;
     let mut curves: Vec<[f64; 7]> = Vec::new();
     let mut step = 0usize;
@@ -120,7 +220,18 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
                 let v = fv.forward(&dom.items.index_select(0, &dom.ri.index_select(0, b)));
                 (u * v).sum_dim_intlist(1, false, Kind::Float).mse_loss(&dom.y.index_select(0, b), tch::Reduction::Mean)
             };
-            let l_pred = pred(&sim, &m.fus, &m.fvs, &bs_s) + pred(&real, &m.fur, &m.fvr, &bs_r);
+            let mut l_pred = pred(&sim, &m.fus, &m.fvs, &bs_s) + pred(&real, &m.fur, &m.fvr, &bs_r);
+            if p.cross_weight > 0.0 {
+                let n = cross_idx.len() as i64;
+                let b = random_indices(&mut rng, n, bs.min(n), dev);
+                let k = cross_k.index_select(0, &b);
+                let u = m.fus.forward(&sim.users.index_select(0, &cross_u.index_select(0, &b)));
+                let v = m.fvr.forward(&real.items.index_select(0, &real.ri.index_select(0, &k)));
+                let l_cross = (u * v)
+                    .sum_dim_intlist(1, false, Kind::Float)
+                    .mse_loss(&real.y.index_select(0, &k), tch::Reduction::Mean);
+                l_pred += l_cross * p.cross_weight;
+            }
             // Domain loss on random users and items of each domain, through the reversal layer.
             let mut pick =
                 |t: &Tensor| t.index_select(0, &random_indices(&mut rng, t.size()[0], bs.min(t.size()[0]), dev));
@@ -155,6 +266,9 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
             return Err(StageError::NonFinite { loss: "epoch metrics".into(), iteration: step });
         }
         curves.push(row);
+        if let Some(v) = &val {
+            val_rows.push((epoch + 1, v.measure(&sim, &real, &m.fus, &m.fvr)));
+        }
         ctx.progress(
             (epoch + 1) as f64 / p.epochs as f64,
             &format!("epoch {} mse {:.3}/{:.3}", epoch + 1, row[2], row[3]),
@@ -177,6 +291,14 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
         ("acc_users", col(5)),
         ("acc_items", col(6)),
     ])?;
+    let vcol = |k: usize| Arc::new(Float64Array::from(val_rows.iter().map(|r| r.1[k]).collect::<Vec<_>>()));
+    let val_t = batch(vec![
+        ("epoch", Arc::new(UInt32Array::from(val_rows.iter().map(|r| r.0 as u32).collect::<Vec<_>>()))),
+        ("users", Arc::new(UInt32Array::from(val_rows.iter().map(|r| r.1[0] as u32).collect::<Vec<_>>()))),
+        ("reward", vcol(1)),
+        ("precision", vcol(2)),
+        ("cross_mse", vcol(3)),
+    ])?;
     let du = d as usize;
     Ok(Outputs::from([
         ("sim_user_vecs".into(), Artifact::Table(vectors(sim.uid.clone(), out(us), du)?)),
@@ -185,5 +307,6 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
         ("real_item_vecs".into(), Artifact::Table(vectors(real.iid.clone(), out(ir), du)?)),
         ("weights".into(), Artifact::Weights(weights_bytes(&vs, ctx.scratch())?)),
         ("curves".into(), Artifact::Table(curves_t)),
+        ("val_curve".into(), Artifact::Table(val_t)),
     ]))
 }
