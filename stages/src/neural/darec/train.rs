@@ -186,7 +186,7 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     let cross_k = Tensor::from_slice(&cross_idx).to_device(dev);
     if p.cross_weight > 0.0 && cross_idx.is_empty() {
         return Err(StageError::Data(
-            "`cross_weight` needs shared users: no user of `real_train` has sim vectors".into(),
+            "`cross_weight` needs shared users, and no user of `real_train` has sim vectors (a user-group split, as in rq2, has none by construction): set `cross_weight: 0`".into(),
         ));
     }
     let val = if inputs.has("val") {
