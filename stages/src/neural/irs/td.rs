@@ -24,7 +24,8 @@ fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
     one_hot.cumsum(1, Kind::Float).gt(0.0)
 }
 
-/// Huber TD loss of `episodes` in `dom` (γ-discounted, masked max over unrecommended items).
+/// Huber TD loss of `episodes` in `dom` (γ-discounted; the next state valued as `rule.bootstrap`
+/// says; plus the CQL term when `rule.conservative` > 0).
 /// `bonus` (`B × T`, e.g. α·Δr) is added to the rewards of the TD target only: the LSTM still
 /// sees the observed rewards.
 pub fn td_loss(
