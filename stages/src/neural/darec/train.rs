@@ -31,6 +31,25 @@ struct Domain {
     y: Tensor,
 }
 
+/// The row of each id of `ids`.
+fn rows(ids: &[u32]) -> HashMap<u32, i64> {
+    ids.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect()
+}
+
+/// The ratings of `r` whose user has a row in `um` and item a row in `im`: (user rows, item rows,
+/// ratings).
+fn observed(r: &Ratings, um: &HashMap<u32, i64>, im: &HashMap<u32, i64>) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
+    let (mut ru, mut ri, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..r.len() {
+        if let (Some(&u), Some(&i)) = (um.get(&r.user[k]), im.get(&r.item[k])) {
+            ru.push(u);
+            ri.push(i);
+            y.push(r.rating[k]);
+        }
+    }
+    (ru, ri, y)
+}
+
 fn domain(
     inputs: &Inputs,
     uname: &str,
@@ -44,16 +63,7 @@ fn domain(
         return Err(StageError::Input(format!("`{uname}` has {d} dimensions, `{iname}` {d2}")));
     }
     let r = Ratings::from_batch(inputs.table(rname)?, rname)?;
-    let um: HashMap<u32, i64> = uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
-    let im: HashMap<u32, i64> = iid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
-    let (mut ru, mut ri, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    for k in 0..r.len() {
-        if let (Some(&u), Some(&i)) = (um.get(&r.user[k]), im.get(&r.item[k])) {
-            ru.push(u);
-            ri.push(i);
-            y.push(r.rating[k]);
-        }
-    }
+    let (ru, ri, y) = observed(&r, &rows(&uid), &rows(&iid));
     if y.is_empty() {
         return Err(StageError::Data(format!(
             "`{rname}` has no rating between the users of `{uname}` and the items of `{iname}`"
@@ -95,18 +105,10 @@ struct Val {
 
 impl Val {
     fn new(r: &Ratings, sim: &Domain, real: &Domain, t: usize, dev: tch::Device) -> Self {
-        let um: HashMap<u32, i64> = sim.uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
-        let im: HashMap<u32, i64> = real.iid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+        let um = rows(&sim.uid);
         // A user without sim ratings has no sim vector: scores 0 for every item, as in `eval.static`.
         let users: Vec<_> = ratings_by_user(r).into_iter().map(|(u, m)| (um.get(&u).copied(), m)).collect();
-        let (mut ru, mut ri, mut y) = (Vec::new(), Vec::new(), Vec::new());
-        for k in 0..r.len() {
-            if let (Some(&u), Some(&i)) = (um.get(&r.user[k]), im.get(&r.item[k])) {
-                ru.push(u);
-                ri.push(i);
-                y.push(r.rating[k]);
-            }
-        }
+        let (ru, ri, y) = observed(r, &um, &rows(&real.iid));
         Val {
             users,
             ru: Tensor::from_slice(&ru).to_device(dev),
@@ -175,14 +177,15 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     let bs = p.batch as i64;
     let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
     // The cross-domain pairs: shared users' real ratings with their sim user vectors.
-    let sim_row: HashMap<u32, i64> = sim.uid.iter().enumerate().map(|(i, &u)| (u, i as i64)).collect();
+    // (index of the real rating, the rater's sim user row) for raters with a sim vector.
+    let sim_rows = rows(&sim.uid);
     let ru_cpu = Vec::<i64>::try_from(real.ru.to_device(tch::Device::Cpu)).expect("int tensor");
-    let cross_idx: Vec<i64> =
-        (0..ru_cpu.len() as i64).filter(|&k| sim_row.contains_key(&real.uid[ru_cpu[k as usize] as usize])).collect();
-    let cross_u = Tensor::from_slice(
-        &cross_idx.iter().map(|&k| sim_row[&real.uid[ru_cpu[k as usize] as usize]]).collect::<Vec<_>>(),
-    )
-    .to_device(dev);
+    let (cross_idx, cross_rows): (Vec<i64>, Vec<i64>) = ru_cpu
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &u)| sim_rows.get(&real.uid[u as usize]).map(|&row| (k as i64, row)))
+        .unzip();
+    let cross_u = Tensor::from_slice(&cross_rows).to_device(dev);
     let cross_k = Tensor::from_slice(&cross_idx).to_device(dev);
     if p.cross_weight > 0.0 && cross_idx.is_empty() {
         return Err(StageError::Data(
