@@ -34,6 +34,7 @@ fn manifest(key: &str, objects: BTreeMap<String, ObjectRef>) -> Manifest {
         seconds: 0.0,
         created_unix: 0,
         versions: BTreeMap::new(),
+        checksum: String::new(),
     }
 }
 

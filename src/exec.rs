@@ -179,10 +179,7 @@ impl Executor for InProcess {
             }
         }
         let reg = registry.get(&spec.kind).expect("kinds are validated at load");
-        let scratch = tempfile::Builder::new()
-            .prefix("scratch-")
-            .tempdir_in(store.root().join("tmp"))
-            .map_err(|e| Failure::Failed(format!("cannot create a scratch dir: {e}")))?;
+        let scratch = store.scratch().map_err(|e| Failure::Failed(format!("cannot create a scratch dir: {e}")))?;
         let ctx = Context::new(scratch.path().to_path_buf(), req.threads, req.device, progress, cancel.clone());
         cap_threads(req.threads);
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| reg.stage.run(&ctx, &inputs, &spec.params)));
@@ -389,6 +386,7 @@ impl Job<'_> {
             seconds,
             created_unix: now_unix(),
             versions: BTreeMap::from([("s2r-pipe".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
+            checksum: String::new(),
         };
         self.store.put_entry(&manifest).map_err(|e| e.to_string())?;
         if let (Some(remote), true) = (&self.opts.remote, self.opts.push) {
@@ -525,6 +523,10 @@ pub fn execute(
     sink: &mut dyn Sink,
 ) -> RunSummary {
     let start = Instant::now();
+    // The run's shared lease: a concurrent `gc` then spares what this run writes before its
+    // manifests name it.
+    let _lease = store.lease().map_err(|e| tracing::warn!("running without a store lease: {e}")).ok();
+    store.set_cancel(opts.cancel.clone());
     let (r0, b0) = store.read_stats();
     let n = graph.len();
     let jobs = opts.jobs.max(1);

@@ -137,9 +137,10 @@ pub fn fingerprint(
     let reg = registry.get(&spec.kind).ok_or_else(|| format!("unknown kind `{}`", spec.kind))?;
     let mut params = reg.stage.normalize(&spec.params).map_err(|e| format!("params of `{}`: {e}", spec.id))?;
     let mut sources = BTreeMap::new();
-    for src in reg.stage.sources(&spec.params) {
-        let h = store.hash_source(&src).map_err(|e| format!("source `{}`: {e}", src.display()))?;
-        let text = src.to_string_lossy().into_owned();
+    let srcs = reg.stage.sources(&spec.params).map_err(|e| format!("sources of `{}`: {e}", spec.id))?;
+    for src in srcs {
+        let h = store.hash_source(&src).map_err(|e| format!("source `{}`: {e}", src.path.display()))?;
+        let text = src.path.to_string_lossy().into_owned();
         replace_string(&mut params, &text, &format!("source:{h}"));
         sources.insert(text, h);
     }

@@ -132,7 +132,12 @@ fn malformed_input_is_reported_with_file_and_line() {
     bad_movielens(&r("1,2,7.5,5\n"), movies, "ratings.csv:3: rating `7.5` out of range");
     bad_movielens(&r("u1,2,4,5\n"), movies, "ratings.csv:3: bad user id `u1`");
     bad_movielens(&r("1,-2,4,5\n"), movies, "ratings.csv:3: bad movie id `-2`");
-    bad_movielens(b"user,movie\n", movies, "ratings.csv:1: expected the header");
+    bad_movielens(b"user,movie\n", movies, "ratings.csv:1: the header `user,movie` has an unknown column `user`");
+    bad_movielens(b"userId,movieId,rating\n1,1,4\n", movies, "lacks the column `timestamp`");
+    bad_movielens(&r("1,2,4.0\0,5\n"), movies, "ratings.csv:3: bad rating `4.0\\0`");
+    bad_movielens(&r(""), b"", "movies.csv` holds no movies");
+    bad_movielens(&r(""), b"movieId,title,genres\n", "movies.csv` holds no movies");
+    bad_movielens(head.as_bytes(), movies, "ratings.csv` holds no ratings");
     bad_movielens(&r(""), b"movieId,title,genres\n1,A\n", "movies.csv:2: expected 3 fields");
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "movies.csv", movies);
@@ -140,6 +145,78 @@ fn malformed_input_is_reported_with_file_and_line() {
     assert!(e.contains("lacks `ratings.csv`") && e.contains("movies.csv"), "{e}");
     let e = load("data.movielens", Path::new("/definitely/not/here")).err().unwrap().to_string();
     assert!(e.contains("does not exist"), "{e}");
+    let e = load("data.movielens", &d.path().join("movies.csv")).err().unwrap().to_string();
+    assert!(e.contains("is not a directory"), "{e}");
+}
+
+#[test]
+fn a_reordered_header_is_read_by_column_name() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "movies.csv", b"genres,movieId,title\nCrime,1,A\nAdventure|Crime,2,\"B, the\"\n");
+    write(d.path(), "ratings.csv", b"timestamp,rating,userId,movieId\n100,4.5,7,2\n50,3.0,7,1\n");
+    let (r, items, report) = load("data.movielens", d.path()).unwrap();
+    assert_eq!(
+        (r.user.clone(), r.item.clone(), r.rating.clone(), r.ts.clone()),
+        (vec![7, 7], vec![1, 2], vec![3.0, 4.5], vec![50, 100])
+    );
+    assert_eq!(counter(&report, "report", "duplicates").unwrap(), Some(0));
+    assert_eq!(items.item, [1, 2]);
+    assert_eq!(items.title[1], "B, the");
+    assert_eq!(items.categories[1], ["Adventure", "Crime"]);
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "anime.csv", b"name,anime_id,type,genre,episodes,rating,members\nA,1,TV,Drama,12,8.1,100\n");
+    write(a.path(), "rating.csv", b"anime_id,user_id,rating\n1,5,9\n");
+    let (r, items, _) = load("data.anime", a.path()).unwrap();
+    assert_eq!((r.user[0], r.item[0], r.rating[0]), (5, 1, 9.0));
+    assert_eq!(
+        (items.title[0].as_str(), items.categories[0][0].as_str(), items.genres[0][0].as_str()),
+        ("A", "TV", "Drama")
+    );
+    write(a.path(), "anime.csv", b"anime_id,name,genre,type,episodes,rating,members\n");
+    let e = load("data.anime", a.path()).err().unwrap().to_string();
+    assert!(e.contains("holds no anime"), "{e}");
+}
+
+#[test]
+fn a_ratings_file_that_changes_while_it_is_read_is_an_error_not_a_crash() {
+    // The loader copies files (a truncation under a memory map is SIGBUS); a size change between
+    // opening and the end of the read is reported.
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "movies.csv", b"movieId,title,genres\n1,A,Crime\n");
+    let mut big = b"userId,movieId,rating,timestamp\n".to_vec();
+    for u in 0..400_000 {
+        big.extend_from_slice(format!("{u},1,4.0,{u}\n").as_bytes());
+    }
+    write(d.path(), "ratings.csv", &big);
+    let path = d.path().join("ratings.csv");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let p2 = path.clone();
+    let truncator = std::thread::spawn(move || {
+        let mut flips = 0;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let f = std::fs::OpenOptions::new().write(true).open(&p2).unwrap();
+            f.set_len(if flips % 2 == 0 { 1000 } else { big.len() as u64 }).unwrap();
+            flips += 1;
+        }
+    });
+    let mut outcomes = (0, 0);
+    for _ in 0..30 {
+        match load("data.movielens", d.path()) {
+            Ok(_) => outcomes.0 += 1,
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("changed while it was read") || e.contains("ratings.csv:"),
+                    "a clear error naming the file: {e}"
+                );
+                outcomes.1 += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    truncator.join().unwrap();
+    assert_eq!(outcomes.0 + outcomes.1, 30, "the process survived every read");
 }
 
 #[test]

@@ -116,7 +116,8 @@ pub enum CacheCommand {
     ///
     /// With pipelines, the entries they currently use are always kept and, without bounds, every
     /// other entry goes. `--max-age` evicts unkept entries older than the age; `--max-size`
-    /// evicts the oldest unkept entries until the store fits.
+    /// evicts the oldest unkept entries until the store fits. Safe beside running `run`s: while
+    /// one is live, nothing younger than `--grace` is removed, nor a live stage's scratch dir.
     Gc {
         /// Keep the entries these pipelines currently use.
         pipelines: Vec<PathBuf>,
@@ -129,6 +130,9 @@ pub enum CacheCommand {
         /// Print what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// While a run is live, keep unreferenced objects and entries younger than this (default 1h).
+        #[arg(long, value_parser = parse_age)]
+        grace: Option<std::time::Duration>,
     },
     /// Upload entries to the remote: those the pipeline currently uses, or every local entry.
     Push {

@@ -8,7 +8,7 @@ use s2r_pipe::diagnostic::suggest;
 use s2r_pipe::key::Machine;
 use s2r_pipe::plan::{plan as plan_of, Action};
 use s2r_pipe::show::{render, Format};
-use s2r_pipe::store::{ObjectRef, Store};
+use s2r_pipe::store::{ObjectRef, Store, StoreError};
 use s2r_stages::{Artifact, Registry};
 
 use super::args::{GraphFormat, PipelineArgs};
@@ -51,7 +51,15 @@ pub fn cat(
     machine: Machine,
 ) -> Result<ExitCode> {
     let (store, obj) = resolve_output(cache_dir, p, output, registry, machine)?;
-    match store.get(&obj)? {
+    let artifact = match store.get(&obj) {
+        Ok(a) => a,
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
+            store.quarantine(&obj.hash, &obj.ext);
+            bail!("{e}; it was removed: `s2r-pipe run {}` rebuilds it", p.pipeline.display())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match artifact {
         Artifact::Table(t) => print!("{}", render(&t, format, limit)?),
         Artifact::Weights(_) => bail!("`{output}` is a weights file; use `s2r-pipe path` to locate it"),
         Artifact::File { ext, .. } => {

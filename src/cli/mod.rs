@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use s2r_pipe::graph::{load, Built, Graph};
 use s2r_pipe::key::Machine;
 use s2r_pipe::store::remote::Remote;
@@ -34,8 +34,10 @@ pub fn load_graph(p: &PipelineArgs, registry: &Registry) -> Result<Graph<Built>>
     Ok(load(&p.pipeline, &p.set, registry)?)
 }
 
+/// The store at `--cache-dir`; a directory that cannot be used is a usage error (exit 2).
 pub fn open_store(dir: &Path) -> Result<Store> {
-    Store::open(dir).with_context(|| format!("cannot open the cache at `{}`", dir.display()))
+    Store::open(dir)
+        .map_err(|e| ConfigError(format!("cannot use `{}` as the cache directory: {e}", dir.display())).into())
 }
 
 /// The remote from `--remote`/S2R_REMOTE, else the pipeline's `cache: {remote: …}`.

@@ -1,4 +1,8 @@
 //! Manifests: what a completed stage run produced, and from what.
+//!
+//! A manifest carries a checksum of its own content (blake3 of its JSON with the checksum field
+//! empty), so an edited, truncated or bit-flipped manifest is detected when it is read and counts
+//! as a miss instead of being trusted.
 
 use std::collections::BTreeMap;
 
@@ -40,4 +44,38 @@ pub struct Manifest {
     pub created_unix: u64,
     /// Tool versions.
     pub versions: BTreeMap<String, String>,
+    /// blake3 of this manifest's JSON with this field empty (filled in by [`Manifest::encode`]).
+    #[serde(default)]
+    pub checksum: String,
+}
+
+impl Manifest {
+    /// The checksum of this manifest's content (every field but `checksum`).
+    pub fn content_checksum(&self) -> String {
+        let mut bare = self.clone();
+        bare.checksum = String::new();
+        let bytes = serde_json::to_vec(&bare).expect("manifests serialize");
+        blake3::hash(&bytes).to_hex().to_string()
+    }
+
+    /// The manifest as stored: pretty JSON with its checksum filled in.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut m = self.clone();
+        m.checksum = self.content_checksum();
+        serde_json::to_vec_pretty(&m).expect("manifests serialize")
+    }
+
+    /// Parses stored bytes and checks the checksum: an unparsable, edited or checksum-less
+    /// manifest is an error (the caller treats it as a miss).
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, String> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if m.checksum.is_empty() {
+            return Err("it has no checksum (written by an older s2r-pipe, or edited)".into());
+        }
+        let actual = m.content_checksum();
+        if actual != m.checksum {
+            return Err(format!("its checksum is {}, its content hashes to {actual} (edited or corrupt)", m.checksum));
+        }
+        Ok(m)
+    }
 }

@@ -54,3 +54,10 @@ pub fn decode(hash: &str, ext: &str, bytes: Vec<u8>) -> Result<Artifact, StoreEr
         other => Err(codec(format!("unknown object type `{other}`"))),
     }
 }
+
+/// Rows of a Parquet object, from its footer (`None` when the bytes are not Parquet).
+pub fn parquet_rows(bytes: Vec<u8>) -> Option<u64> {
+    use parquet::file::reader::FileReader;
+    let r = parquet::file::reader::SerializedFileReader::new(Bytes::from(bytes)).ok()?;
+    u64::try_from(r.metadata().file_metadata().num_rows()).ok()
+}

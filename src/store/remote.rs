@@ -276,8 +276,7 @@ impl Remote {
             t.objects += 1;
             t.bytes += bytes.len() as u64;
         }
-        let manifest = serde_json::to_vec_pretty(m).expect("manifests serialize");
-        self.put(&self.entry_path(&m.key), &manifest)?;
+        self.put(&self.entry_path(&m.key), &m.encode())?;
         t.entries += 1;
         Ok(t)
     }
@@ -286,10 +285,10 @@ impl Remote {
     /// entry written last. `Ok(None)` when the remote does not have it.
     pub fn pull_entry(&self, local: &Store, key: &str) -> Result<Option<(Manifest, Transfer)>, RemoteError> {
         let Some(bytes) = self.get(&self.entry_path(key))? else { return Ok(None) };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| RemoteError::Manifest {
+        let m = Manifest::decode(&bytes).map_err(|message| RemoteError::Manifest {
             url: self.url.clone(),
             key: key.to_string(),
-            message: e.to_string(),
+            message,
         })?;
         if m.key != key {
             return Err(RemoteError::Manifest {
@@ -301,7 +300,7 @@ impl Remote {
         let mut t = Transfer::default();
         for o in m.outputs.values() {
             let dest = local.object_path(&o.hash, &o.ext);
-            if dest.metadata().is_ok_and(|md| md.len() == o.bytes) {
+            if local.object_ok(&o.hash, &o.ext, o.bytes) {
                 t.skipped += 1;
                 continue;
             }

@@ -30,7 +30,7 @@ pub use api::artifact::{Artifact, Inputs, Outputs};
 pub use api::context::Context;
 pub use api::docs::{InputDoc, OutputDoc, ParamDoc};
 pub use api::error::StageError;
-pub use api::stage::Stage;
+pub use api::stage::{Source, Stage};
 pub use registry::{Registered, Registry};
 /// The libtorch bindings the neural stages use (for benchmarks and tests of dependents).
 #[cfg(feature = "torch")]

@@ -9,6 +9,28 @@ use crate::api::context::Context;
 use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
 use crate::api::error::StageError;
 
+/// A source a stage reads: the path as its params spell it (a file or a directory) and the files
+/// the stage reads (the path itself for a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The path as written in the params.
+    pub path: PathBuf,
+    /// The files read: `[path]` for a file source, files under `path` for a directory.
+    pub files: Vec<PathBuf>,
+}
+
+impl Source {
+    /// A source that is one file.
+    pub fn file(path: PathBuf) -> Self {
+        Self { files: vec![path.clone()], path }
+    }
+
+    /// Files read from the directory `dir`.
+    pub fn dir(dir: PathBuf, files: Vec<PathBuf>) -> Self {
+        Self { path: dir, files }
+    }
+}
+
 /// A kind of pipeline stage.
 pub trait Stage: Send + Sync {
     /// The kind name used in pipeline files, e.g. `data.movielens`.
@@ -40,10 +62,12 @@ pub trait Stage: Send + Sync {
         Ok(if params.is_null() { Value::Object(Default::default()) } else { params.clone() })
     }
 
-    /// Source files/directories the stage reads, resolved from its params. The engine hashes
-    /// their content into the cache key in place of the path strings.
-    fn sources(&self, _params: &Value) -> Vec<PathBuf> {
-        Vec::new()
+    /// What the stage reads from outside the store, resolved from its params: each source path
+    /// as its params spell it, with the regular files under it that the stage reads. The engine
+    /// hashes exactly those files (never a whole directory) into the cache key in place of the
+    /// path strings. An error (a missing dataset file) is reported before the stage runs.
+    fn sources(&self, _params: &Value) -> Result<Vec<Source>, StageError> {
+        Ok(Vec::new())
     }
 
     /// Runs the stage.

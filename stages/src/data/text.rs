@@ -136,11 +136,17 @@ pub fn split_exact<const N: usize>(line: &[u8], sep: u8) -> Option<[&[u8]; N]> {
     (n == N).then_some(out)
 }
 
+/// A field as an error message shows it: invisible and control characters escaped (a NUL byte
+/// reads `\0`, a tab `\t`), invalid UTF-8 as U+FFFD.
+pub fn shown(field: &[u8]) -> String {
+    String::from_utf8_lossy(field).escape_debug().to_string()
+}
+
 /// Parses an unsigned id.
 pub fn parse_u32(field: &[u8], what: &str) -> Result<u32, String> {
     let t = field.trim_ascii();
     if t.is_empty() || t.len() > 10 || !t.iter().all(u8::is_ascii_digit) {
-        return Err(format!("bad {what} `{}`", String::from_utf8_lossy(field)));
+        return Err(format!("bad {what} `{}`", shown(field)));
     }
     let v: u64 = t.iter().fold(0u64, |a, &d| a * 10 + u64::from(d - b'0'));
     u32::try_from(v).map_err(|_| format!("{what} `{v}` out of range"))
@@ -152,7 +158,7 @@ pub fn parse_i64(field: &[u8], what: &str) -> Result<i64, String> {
     std::str::from_utf8(t)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| format!("bad {what} `{}`", String::from_utf8_lossy(field)))
+        .ok_or_else(|| format!("bad {what} `{}`", shown(field)))
 }
 
 /// Parses a float.
@@ -162,7 +168,7 @@ pub fn parse_f32(field: &[u8], what: &str) -> Result<f32, String> {
         .ok()
         .and_then(|s| s.parse::<f32>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("bad {what} `{}`", String::from_utf8_lossy(field)))
+        .ok_or_else(|| format!("bad {what} `{}`", shown(field)))
 }
 
 #[cfg(test)]
@@ -188,6 +194,12 @@ mod tests {
     fn csv_fields_handle_quotes() {
         assert_eq!(csv_fields(r#"1,"Toy, Story ""2""",A|B"#), vec!["1", r#"Toy, Story "2""#, "A|B"]);
         assert_eq!(csv_fields("a,,b"), vec!["a", "", "b"]);
+    }
+
+    #[test]
+    fn a_bad_field_is_shown_with_its_invisible_bytes_escaped() {
+        assert_eq!(parse_f32(b"4.0\0", "rating").unwrap_err(), "bad rating `4.0\\0`");
+        assert_eq!(parse_u32(b"1\t2", "user id").unwrap_err(), "bad user id `1\\t2`");
     }
 
     #[test]

@@ -12,9 +12,10 @@ use crate::api::context::Context;
 use crate::api::docs::{OutputDoc, ParamDoc};
 use crate::api::error::StageError;
 use crate::api::params;
+use crate::api::stage::Source;
 use crate::api::stage::Stage;
 use crate::data::items::Items;
-use crate::data::loader::{header, map, report, require};
+use crate::data::loader::{columns, header, read, report, require};
 use crate::data::ratings::Ratings;
 use crate::data::text::{csv_fields, parse_i64, parse_lines, parse_u32, split_exact};
 
@@ -60,8 +61,10 @@ impl Stage for Anime {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
     }
-    fn sources(&self, p: &Value) -> Vec<PathBuf> {
-        params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
+    fn sources(&self, p: &Value) -> Result<Vec<Source>, StageError> {
+        let p: P = params::parse(p, PARAMS)?;
+        let files = require(&p.path, &["anime.csv", "rating.csv"])?;
+        Ok(vec![Source::dir(p.path, files)])
     }
     fn normalize(&self, p: &Value) -> Result<Value, StageError> {
         params::normalized::<P>(p, PARAMS)
@@ -71,12 +74,13 @@ impl Stage for Anime {
         let files = require(&p.path, &["anime.csv", "rating.csv"])?;
         let (anime_path, rating_path) = (&files[0], &files[1]);
         ctx.progress(0.0, "reading anime.csv");
-        let bytes = map(anime_path)?;
+        let bytes = read(anime_path)?;
         let malformed =
             |path: &PathBuf, line: usize, message: String| StageError::Malformed { path: path.clone(), line, message };
         let mut items = Items::default();
         let mut lossy = 0i64;
         let mut seen = std::collections::HashSet::new();
+        let mut pos = [0, 1, 2, 3];
         for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             if raw.iter().all(u8::is_ascii_whitespace) {
@@ -84,22 +88,19 @@ impl Stage for Anime {
             }
             let text = String::from_utf8_lossy(raw);
             if n == 0 {
-                if !text.trim_start_matches('\u{feff}').starts_with("anime_id") {
-                    return Err(malformed(
-                        anime_path,
-                        1,
-                        format!("expected the header `anime_id,name,genre,type,…`, found `{}`", text.trim()),
-                    ));
-                }
+                let all = columns(raw, ["anime_id", "name", "genre", "type", "episodes", "rating", "members"])
+                    .map_err(|m| malformed(anime_path, 1, m))?;
+                pos = [all[0], all[1], all[2], all[3]];
                 continue;
             }
             if matches!(text, std::borrow::Cow::Owned(_)) {
                 lossy += 1;
             }
-            let f = csv_fields(&text);
-            if f.len() != 7 {
-                return Err(malformed(anime_path, n + 1, format!("expected 7 fields, found {}", f.len())));
+            let all = csv_fields(&text);
+            if all.len() != 7 {
+                return Err(malformed(anime_path, n + 1, format!("expected 7 fields, found {}", all.len())));
             }
+            let f: Vec<&String> = pos.iter().map(|&p| &all[p]).collect();
             let id = parse_u32(f[0].as_bytes(), "anime id").map_err(|m| malformed(anime_path, n + 1, m))?;
             if !seen.insert(id) {
                 return Err(malformed(anime_path, n + 1, format!("duplicate anime id `{id}`")));
@@ -111,16 +112,18 @@ impl Stage for Anime {
             items.categories.push(if ty.is_empty() { vec![] } else { vec![ty.to_string()] });
         }
         ctx.progress(0.1, "reading rating.csv");
-        let bytes = map(rating_path)?;
-        let (head, body) = header(&bytes);
-        if !String::from_utf8_lossy(head).trim_start_matches('\u{feff}').starts_with("user_id") {
-            return Err(malformed(rating_path, 1, "expected the header `user_id,anime_id,rating`".to_string()));
+        if items.item.is_empty() {
+            return Err(StageError::Data(format!("`{}` holds no anime", anime_path.display())));
         }
+        let bytes = read(rating_path)?;
+        let (head, body) = header(&bytes);
+        let pos = columns(head, ["user_id", "anime_id", "rating"]).map_err(|m| malformed(rating_path, 1, m))?;
         // No timestamps: the row's position among the kept rows is its time.
         let (rows, _) = parse_lines::<Row, _>(body, 2, |line| {
-            let [u, i, r] = split_exact::<3>(line, b',').ok_or_else(|| {
+            let f = split_exact::<3>(line, b',').ok_or_else(|| {
                 format!("expected 3 comma-separated fields, found {}", line.split(|&b| b == b',').count())
             })?;
+            let [u, i, r] = pos.map(|p| f[p]);
             let rating = parse_i64(r, "rating")?;
             if rating == -1 {
                 // Kept for now so the file's users are counted; dropped below.
@@ -132,6 +135,9 @@ impl Stage for Anime {
             Ok(Some(Row { user: parse_u32(u, "user id")?, item: parse_u32(i, "anime id")?, rating: rating as f32 }))
         })
         .map_err(|e| malformed(rating_path, e.line, e.message))?;
+        if rows.is_empty() {
+            return Err(StageError::Data(format!("`{}` holds no ratings", rating_path.display())));
+        }
         let users_in_file = rows.iter().map(|r| r.user).collect::<std::collections::HashSet<_>>().len();
         let mut raw = Ratings::default();
         let mut unrated = 0usize;

@@ -11,9 +11,10 @@ use crate::api::context::Context;
 use crate::api::docs::{OutputDoc, ParamDoc};
 use crate::api::error::StageError;
 use crate::api::params;
+use crate::api::stage::Source;
 use crate::api::stage::Stage;
 use crate::data::items::Items;
-use crate::data::loader::{header, map, report, require};
+use crate::data::loader::{columns, header, read, report, require};
 use crate::data::ratings::Ratings;
 use crate::data::text::{csv_fields, parse_f32, parse_i64, parse_lines, parse_u32, split_exact};
 
@@ -85,27 +86,25 @@ fn parse_rating(field: &[u8]) -> Result<f32, String> {
 
 /// Loads ratings from `path`.
 fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
-    let bytes = map(path)?;
+    let bytes = read(path)?;
     let malformed = |line: usize, message: String| StageError::Malformed { path: path.to_path_buf(), line, message };
-    let (body, first_line) = match format {
+    // Columns by name: a reordered header is read right, a foreign one rejected.
+    let (body, first_line, pos) = match format {
         Format::Csv => {
             let (head, body) = header(&bytes);
-            let head = String::from_utf8_lossy(head);
-            if !head.trim_start_matches('\u{feff}').starts_with("userId") {
-                return Err(malformed(
-                    1,
-                    format!("expected the header `userId,movieId,rating,timestamp`, found `{}`", head.trim()),
-                ));
-            }
-            (body, 2)
+            let pos = columns(head, ["userId", "movieId", "rating", "timestamp"]).map_err(|m| malformed(1, m))?;
+            (body, 2, pos)
         }
-        Format::Dat => (&bytes[..], 1),
+        Format::Dat => (&bytes[..], 1, [0, 1, 2, 3]),
     };
     let (rows, _) = parse_lines::<Row, _>(body, first_line, |line| {
         let [u, i, r, t] = match format {
-            Format::Csv => split_exact::<4>(line, b',').ok_or_else(|| {
-                format!("expected 4 comma-separated fields, found {}", line.split(|&b| b == b',').count())
-            })?,
+            Format::Csv => {
+                let f = split_exact::<4>(line, b',').ok_or_else(|| {
+                    format!("expected 4 comma-separated fields, found {}", line.split(|&b| b == b',').count())
+                })?;
+                pos.map(|p| f[p])
+            }
             Format::Dat => {
                 let f = dat_fields(line);
                 if f.len() != 4 {
@@ -122,6 +121,9 @@ fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
         }))
     })
     .map_err(|e| malformed(e.line, e.message))?;
+    if rows.is_empty() {
+        return Err(StageError::Data(format!("`{}` holds no ratings", path.display())));
+    }
     let mut out = Ratings {
         user: Vec::with_capacity(rows.len()),
         item: Vec::with_capacity(rows.len()),
@@ -136,9 +138,10 @@ fn load_ratings(path: &Path, format: Format) -> Result<Ratings, StageError> {
 
 /// Loads movies; returns them and how many titles were not valid UTF-8.
 fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError> {
-    let bytes = map(path)?;
+    let bytes = read(path)?;
     let malformed = |line: usize, message: String| StageError::Malformed { path: path.to_path_buf(), line, message };
     let mut items = Items::default();
+    let mut pos = [0, 1, 2];
     let mut lossy = 0;
     let mut seen = std::collections::HashSet::new();
     for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -154,12 +157,7 @@ fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError
         let fields: Vec<String> = match format {
             Format::Csv => {
                 if n == 0 {
-                    if !text.trim_start_matches('\u{feff}').starts_with("movieId") {
-                        return Err(malformed(
-                            1,
-                            format!("expected the header `movieId,title,genres`, found `{}`", text.trim()),
-                        ));
-                    }
+                    pos = columns(raw, ["movieId", "title", "genres"]).map_err(|m| malformed(1, m))?;
                     continue;
                 }
                 csv_fields(&text)
@@ -172,6 +170,7 @@ fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError
                 format!("expected 3 fields (movieId, title, genres), found {}", fields.len()),
             ));
         }
+        let fields: Vec<String> = pos.iter().map(|&p| fields[p].clone()).collect();
         let id = parse_u32(fields[0].as_bytes(), "movie id").map_err(|m| malformed(line_no, m))?;
         if !seen.insert(id) {
             return Err(malformed(line_no, format!("duplicate movie id `{id}`")));
@@ -186,6 +185,9 @@ fn load_movies(path: &Path, format: Format) -> Result<(Items, usize), StageError
         items.title.push(fields[1].clone());
         items.categories.push(genres.clone());
         items.genres.push(genres);
+    }
+    if items.item.is_empty() {
+        return Err(StageError::Data(format!("`{}` holds no movies", path.display())));
     }
     Ok((items, lossy))
 }
@@ -216,8 +218,10 @@ impl Stage for MovieLens {
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         params::parse::<P>(p, PARAMS).map(|_| ())
     }
-    fn sources(&self, p: &Value) -> Vec<PathBuf> {
-        params::parse::<P>(p, PARAMS).map(|p| vec![p.path]).unwrap_or_default()
+    fn sources(&self, p: &Value) -> Result<Vec<Source>, StageError> {
+        let p: P = params::parse(p, PARAMS)?;
+        let (_, ratings, movies) = detect(&p.path)?;
+        Ok(vec![Source::dir(p.path, vec![ratings, movies])])
     }
     fn normalize(&self, p: &Value) -> Result<Value, StageError> {
         params::normalized::<P>(p, PARAMS)
