@@ -256,3 +256,87 @@ fn hashing_stops_when_asked() {
     let full = s2r_pipe::store::hash_file_uncached(&f, &|| false).unwrap();
     assert_eq!(full, blake3::hash(&std::fs::read(&f).unwrap()).to_hex().to_string());
 }
+
+/// `plan` of `text` (bytes), expecting exit 2; its stderr.
+fn plan_error(t: &Test, name: &str, text: &[u8], extra: &[&str]) -> String {
+    std::fs::write(t.path(name), text).unwrap();
+    let mut args = vec!["plan", name];
+    args.extend_from_slice(extra);
+    let started = std::time::Instant::now();
+    let d = t.run(&args).code(2);
+    assert!(started.elapsed().as_secs() < 10, "{name} took {:?}", started.elapsed());
+    d.stderr
+}
+
+#[test]
+fn hostile_pipeline_files_get_a_located_error_quickly() {
+    let t = Test::new();
+    let ok = "stages:\n  a: {kind: util.sequence, params: {n: 3}}\n";
+    // A leading BOM is not a second document.
+    std::fs::write(t.path("bom.yaml"), format!("\u{feff}{ok}")).unwrap();
+    t.run(&["plan", "bom.yaml"]).success();
+    for (name, text) in [("empty.yaml", ""), ("null.yaml", "null\n"), ("comment.yaml", "# nothing\n---\n")] {
+        let e = plan_error(&t, name, text.as_bytes(), &[]);
+        assert!(e.contains(&format!("`{name}` is empty")) && e.contains(&format!("{name}:1:1")), "{e}");
+    }
+    let e = plan_error(&t, "list.yaml", b"- 1\n- 2\n", &[]);
+    assert!(e.contains("list.yaml:1:1") && e.contains("whole file"), "{e}");
+    let e = plan_error(&t, "latin1.yaml", b"stages:\n  a: {kind: util.sequence, params: {n: 3}} # caf\xe9\n", &[]);
+    assert!(e.contains("not UTF-8 text (byte 0xe9)") && e.contains("latin1.yaml:2:49"), "{e}");
+    let e = plan_error(&t, "nul.yaml", format!("{ok}\0\x01").as_bytes(), &[]);
+    assert!(e.contains("control characters") && e.contains("nul.yaml:3:1"), "{e}");
+    // Billion laughs: located at the first alias.
+    let mut lol = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n".to_string();
+    let mut prev = 'a';
+    for c in "bcdefghi".chars() {
+        lol.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+        prev = c;
+    }
+    lol.push_str("stages:\n  x: {kind: util.sequence, params: {n: *i}}\n");
+    let e = plan_error(&t, "lol.yaml", lol.as_bytes(), &[]);
+    assert!(e.contains("lol.yaml:2:8") && e.contains("aliases"), "{e}");
+    // Deep nesting is refused before either YAML parser runs (100k levels took 60 s).
+    let deep = format!("stages: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let e = plan_error(&t, "deep.yaml", deep.as_bytes(), &[]);
+    assert!(e.contains("nested more than 128 levels") && e.contains("deep.yaml:1:"), "{e}");
+    let mut blocks = "stages:\n  a:\n    kind: util.sequence\n    params:\n      x:\n".to_string();
+    for i in 0..3000 {
+        blocks.push_str(&format!("{}- \n", " ".repeat(8 + i)));
+    }
+    let e = plan_error(&t, "blocks.yaml", blocks.as_bytes(), &[]);
+    assert!(e.contains("nested more than 128 levels"), "{e}");
+    // Params that would allocate or overflow without bound.
+    let e = plan_error(&t, "big.yaml", b"stages:\n  a: {kind: util.sequence, params: {n: 100000000000}}\n", &[]);
+    assert!(e.contains("`n` must be in 0–10000000") && e.contains("big.yaml:2:"), "{e}");
+    let e = plan_error(
+        &t,
+        "over.yaml",
+        b"stages:\n  a: {kind: util.sequence, params: {n: 3, start: 9223372036854775807}}\n",
+        &[],
+    );
+    assert!(e.contains("overflows a 64-bit integer"), "{e}");
+    let axis = format!("[{}]", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let grid = format!(
+        "stages:\n  a: {{kind: util.sequence, matrix: {{x: {axis}, y: {axis}, z: {axis}}}, params: {{n: 1}}}}\n"
+    );
+    let e = plan_error(&t, "grid.yaml", grid.as_bytes(), &[]);
+    assert!(e.contains("makes 1000000 instances") && e.contains("grid.yaml:2:"), "{e}");
+    // An error from `--set` names the `--set`, not a line of the file.
+    std::fs::write(t.path("ok.yaml"), ok).unwrap();
+    let e = plan_error(&t, "ok.yaml", ok.as_bytes(), &["--set", "a.n=abc"]);
+    assert!(e.contains("`--set a.n=abc`: stage `a`") && !e.contains("ok.yaml:"), "{e}");
+    let e = plan_error(&t, "ok.yaml", ok.as_bytes(), &["--set", &format!("a.n={}", "[".repeat(1000))]);
+    assert!(e.contains("`--set a.n=…`") && e.contains("nests more than"), "{e}");
+}
+
+#[test]
+fn integer_overflow_in_a_stage_is_an_error_not_a_wrap() {
+    let t = Test::new();
+    t.pipeline(
+        "stages:\n  a: {kind: util.sequence, params: {n: 2, start: 4611686018427387904}}\n  s: {kind: util.sum, inputs: {x: a.table}}\n",
+    );
+    let (d, r) = t.run_report(&["-q"]);
+    d.code(1);
+    assert_eq!(statuses(&r)["s"], "failed");
+    assert!(r.to_string().contains("overflows a 64-bit integer"), "{r}");
+}

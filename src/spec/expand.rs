@@ -14,7 +14,7 @@ use super::overrides::Overrides;
 use super::raw::{RawPipeline, RawStage};
 use super::{cartesian, interpolate_params, set_nested, suggest_var, to_json, yaml_scalar_text};
 use super::{Resources, StageSpec};
-use crate::diagnostic::suggest;
+use crate::diagnostic::{suggest, Diagnostic};
 use crate::stage_id::{self, StageId};
 use s2r_stages::api::artifact::matrix_text;
 
@@ -36,11 +36,17 @@ pub(super) struct Expanded {
 }
 
 /// Expands every stage of `raw` into its instances.
+/// The most instances one stage's matrix may make (the paper's whole grid is a few thousand).
+pub const MAX_INSTANCES: usize = 10_000;
+/// The most stage instances one pipeline may have.
+pub const MAX_PIPELINE_INSTANCES: usize = 50_000;
+
 pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, ov: &Overrides) -> Expanded {
     let mut pending: Vec<Pending> = Vec::new();
     let mut instances_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut axes_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut kind_of_base: BTreeMap<String, String> = BTreeMap::new();
+    let mut total_instances = 0usize;
     for (k, v) in &raw.stages {
         let Some(base) = yaml_scalar_text(k) else {
             cx.push("spec::shape", "stage ids must be strings".into(), "stages", None);
@@ -84,13 +90,31 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
         };
         kind_of_base.insert(base.clone(), rs.kind.clone());
         let stage = reg.stage.clone();
-        for (ppath, value) in ov.params.get(&base).cloned().unwrap_or_default() {
-            set_nested(&mut rs.params, &ppath, value);
+        let sets = ov.params.get(&base).cloned().unwrap_or_default();
+        let file_params = to_json(&Yaml::Mapping(rs.params.clone())).ok();
+        for (ppath, value, _) in &sets {
+            set_nested(&mut rs.params, ppath, value.clone());
         }
         let Some(axes) = matrix_axes(cx, &base, &path, &rs, &ov.vars) else {
             continue;
         };
         axes_of.insert(base.clone(), axes.iter().map(|a| a.0.clone()).collect());
+        let n = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.1.len())).unwrap_or(usize::MAX);
+        if n > MAX_INSTANCES || total_instances.saturating_add(n) > MAX_PIPELINE_INSTANCES {
+            let sizes: Vec<String> = axes.iter().map(|a| format!("{} {}", a.1.len(), a.0)).collect();
+            cx.push(
+                "spec::too-many-instances",
+                format!(
+                    "stage `{base}`: its matrix ({}) makes {} instances; at most {MAX_INSTANCES} per stage and {MAX_PIPELINE_INSTANCES} per pipeline",
+                    sizes.join(" × "),
+                    if n == usize::MAX { "more than 2^64".to_string() } else { n.to_string() }
+                ),
+                &format!("{path}/matrix"),
+                Some("split the grid into several pipelines, or over fewer axes".into()),
+            );
+            continue;
+        }
+        total_instances += n;
         let combos = cartesian(&axes);
         let params_json = match to_json(&Yaml::Mapping(rs.params.clone())) {
             Ok(j) => j,
@@ -143,6 +167,22 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
                     }
                     other => (other.to_string(), None),
                 };
+                // An error that only the `--set`s cause is theirs: name them, not the file.
+                let file_ok = !sets.is_empty()
+                    && file_params
+                        .as_ref()
+                        .and_then(|f| interpolate_params(f, &scope).ok())
+                        .is_some_and(|f| stage.validate(&crate::key::canonical(&f)).is_ok());
+                if file_ok {
+                    let given: Vec<String> = sets.iter().map(|s| format!("`--set {}`", s.2)).collect();
+                    let mut d = Diagnostic::new(
+                        "spec::bad-set",
+                        format!("{}: stage `{id}` ({}): {message}", given.join(", "), rs.kind),
+                    );
+                    d.hint = expected;
+                    cx.diags.push(d);
+                    continue;
+                }
                 // Point at the param the message names, when the file has it.
                 let target = message
                     .split('`')

@@ -86,9 +86,26 @@ impl Pipeline {
 
 /// Reads and validates a pipeline file. `overrides` are `--set key=value` pairs.
 pub fn load_pipeline(path: &Path, overrides: &[String], registry: &Registry) -> Result<Pipeline, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics(vec![Diagnostic::new("spec::io", format!("cannot read pipeline `{}`: {e}", path.display()))])
     })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            // Point at the first byte that is not UTF-8.
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let good = std::str::from_utf8(good).expect("valid up to here");
+            let (line, col) = syntax::line_col(good, good.chars().count());
+            let bad = e.as_bytes()[good.len()];
+            return Err(Diagnostics(vec![Diagnostic {
+                code: "spec::encoding",
+                message: format!("`{}` is not UTF-8 text (byte 0x{bad:02x})", path.display()),
+                location: Some(Location { file: path.to_path_buf(), line, col }),
+                hint: Some("pipeline files are UTF-8 YAML; is this a binary file?".into()),
+                source_line: good.lines().nth(line - 1).map(str::to_string),
+            }]));
+        }
+    };
     parse_pipeline(&text, path, overrides, registry)
 }
 
@@ -120,6 +137,7 @@ pub fn parse_pipeline(
     overrides: &[String],
     registry: &Registry,
 ) -> Result<Pipeline, Diagnostics> {
+    let text = syntax::precheck(text, file)?;
     let mut cx = Ctx { file, lines: text.lines().collect(), index: LocationIndex::build(text), diags: Vec::new() };
     let raw = syntax::read(&mut cx, text)?;
     let name = raw.name.clone().unwrap_or_else(|| {

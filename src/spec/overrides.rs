@@ -15,8 +15,8 @@ use crate::diagnostic::{suggest, Diagnostic};
 pub(super) struct Overrides {
     /// Var name → value (JSON).
     pub(super) vars: BTreeMap<String, Json>,
-    /// Stage id → (param path, value).
-    pub(super) params: HashMap<String, Vec<(Vec<String>, Yaml)>>,
+    /// Stage id → (param path, value, the `--set` as written).
+    pub(super) params: HashMap<String, Vec<(Vec<String>, Yaml, String)>>,
 }
 
 /// Applies `overrides` to the vars of `raw`, collecting the param overrides.
@@ -31,7 +31,7 @@ pub(super) fn apply(cx: &mut Ctx<'_>, raw: &RawPipeline, overrides: &[String]) -
         }
     }
     let stage_names: Vec<String> = raw.stages.keys().filter_map(yaml_scalar_text).collect();
-    let mut param_overrides: HashMap<String, Vec<(Vec<String>, Yaml)>> = HashMap::new();
+    let mut param_overrides: HashMap<String, Vec<(Vec<String>, Yaml, String)>> = HashMap::new();
     for o in overrides {
         let Some((key, value)) = o.split_once('=') else {
             cx.diags.push(
@@ -41,6 +41,19 @@ pub(super) fn apply(cx: &mut Ctx<'_>, raw: &RawPipeline, overrides: &[String]) -
             continue;
         };
         let key = key.trim();
+        if let Err((_, col)) = super::syntax::check_depth(value) {
+            cx.diags.push(
+                Diagnostic::new(
+                    "spec::bad-set",
+                    format!(
+                        "`--set {key}=…`: the value nests more than {} levels (at character {col})",
+                        super::syntax::MAX_DEPTH
+                    ),
+                )
+                .with_hint("give a scalar or a short list"),
+            );
+            continue;
+        }
         let value = parse_override_value(value);
         let var = key.strip_prefix("vars.").unwrap_or(key);
         if !key.contains('.') || key.starts_with("vars.") {
@@ -64,7 +77,11 @@ pub(super) fn apply(cx: &mut Ctx<'_>, raw: &RawPipeline, overrides: &[String]) -
             continue;
         }
         let param = param.strip_prefix("params.").unwrap_or(param);
-        param_overrides.entry(stage).or_default().push((param.split('.').map(str::to_string).collect(), value));
+        param_overrides.entry(stage).or_default().push((
+            param.split('.').map(str::to_string).collect(),
+            value,
+            o.clone(),
+        ));
     }
     let json_vars: BTreeMap<String, Json> =
         vars.iter().filter_map(|(k, v)| to_json(v).ok().map(|j| (k.clone(), j))).collect();

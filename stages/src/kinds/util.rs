@@ -28,6 +28,9 @@ fn sleep(ctx: &Context, ms: u64) -> Result<(), StageError> {
 /// `util.sequence`: a table `x = start, start+step, …` of `n` rows.
 pub struct Sequence;
 
+/// The most rows `util.sequence` makes (80 MB of `x`): a test stage, not an allocator.
+pub const MAX_ROWS: i64 = 10_000_000;
+
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct SequenceParams {
@@ -48,7 +51,7 @@ fn one() -> i64 {
 }
 
 const SEQ_PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "n", ty: "integer ≥ 0", default: Some("10"), help: "rows" },
+    ParamDoc { name: "n", ty: "integer 0–10,000,000", default: Some("10"), help: "rows" },
     ParamDoc { name: "start", ty: "integer", default: Some("0"), help: "first value" },
     ParamDoc { name: "step", ty: "integer", default: Some("1"), help: "increment" },
     ParamDoc { name: "sleep_ms", ty: "integer", default: Some("0"), help: "pretend to work this long" },
@@ -72,8 +75,20 @@ impl Stage for Sequence {
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         let p: SequenceParams = params::parse(p, SEQ_PARAMS)?;
-        if p.n < 0 {
-            return Err(params::invalid(format!("`n` must be ≥ 0, got {}", p.n), SEQ_PARAMS));
+        if !(0..=MAX_ROWS).contains(&p.n) {
+            return Err(params::invalid(format!("`n` must be in 0–{MAX_ROWS}, got {}", p.n), SEQ_PARAMS));
+        }
+        // The last value must fit in an i64.
+        if p.n > 0 && (p.n - 1).checked_mul(p.step).and_then(|d| p.start.checked_add(d)).is_none() {
+            return Err(params::invalid(
+                format!(
+                    "`start` + (`n` − 1) × `step` overflows a 64-bit integer ({} + {} × {})",
+                    p.start,
+                    p.n - 1,
+                    p.step
+                ),
+                SEQ_PARAMS,
+            ));
         }
         Ok(())
     }
@@ -81,6 +96,7 @@ impl Stage for Sequence {
         params::normalized::<SequenceParams>(p, SEQ_PARAMS)
     }
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
+        self.validate(p)?;
         let p: SequenceParams = params::parse(p, SEQ_PARAMS)?;
         sleep(ctx, p.sleep_ms)?;
         let xs: Vec<i64> = (0..p.n).map(|i| p.start + i * p.step).collect();
@@ -134,12 +150,16 @@ impl Stage for Sum {
     fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: SumParams = params::parse(p, SUM_PARAMS)?;
         sleep(ctx, p.sleep_ms)?;
+        let overflow = || StageError::Data("the sum overflows a 64-bit integer".into());
         let mut total = 0i64;
         for (from, a) in inputs.all("x") {
             let t = a.table(from)?;
-            total += column::<Int64Array>(t, from, "x")?.values().iter().sum::<i64>();
+            for v in column::<Int64Array>(t, from, "x")?.values().iter() {
+                total = total.checked_add(*v).ok_or_else(overflow)?;
+            }
         }
-        let t = batch(vec![("x", Arc::new(Int64Array::from(vec![total * p.scale])))])?;
+        let total = total.checked_mul(p.scale).ok_or_else(overflow)?;
+        let t = batch(vec![("x", Arc::new(Int64Array::from(vec![total])))])?;
         Ok(Outputs::from([("table".to_string(), Artifact::Table(t))]))
     }
 }
