@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The test command: sets up what it needs (idempotent), then runs every test.
 #   1. moto's S3 server in .venv-moto for the remote-cache tests (a real server on 127.0.0.1);
-#   2. the engine and stages without libtorch (fast: what most changes touch);
+#   2. the engine and stages without libtorch (fast: what most changes touch), then the quick
+#      break-it campaign (scripts/faults.sh --quick: kills, concurrent runs beside gc, corruption,
+#      YAML bombs, ENOSPC where a tmpfs can be mounted, a fuzz loop through the parsers);
 #   3. everything again with the `torch` feature (tch =0.24.0 against the venv from setup.sh):
 #      the libtorch glue, DARec, and the pipelines that use them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-moto.sh
 cargo test --workspace --locked
+bash scripts/faults.sh --quick
 bash scripts/setup.sh
 cargo test --workspace --locked --features torch

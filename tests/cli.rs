@@ -260,7 +260,11 @@ fn each_malformed_pipeline_gets_its_own_message_and_exit_code_2() {
         "spec::empty-matrix",
         "axis `n` is an empty list",
     );
-    config_error("stages:\n  a: {kind: util.sequence, params: {n: -1}}\n", "spec::bad-param", "`n` must be in 0–10000000, got -1");
+    config_error(
+        "stages:\n  a: {kind: util.sequence, params: {n: -1}}\n",
+        "spec::bad-param",
+        "`n` must be in 0–10000000, got -1",
+    );
     config_error("stages:\n  a: {kind: util.sequence, params: {m: 1}}\n", "spec::bad-param", "expects `n`");
     config_error(
         "stages:\n  a: {kind: util.sequence, params: {n: \"${nn}\"}}\n",
