@@ -9,6 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-moto.sh
+# Chromium for the report's browser test (the test says SKIPPED where it cannot be installed).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >target/apt-chromium.log 2>&1 ||
+        echo "test.sh: could not install chromium (see target/apt-chromium.log); the browser test will be skipped"
+fi
 cargo test --workspace --locked
 bash scripts/faults.sh --quick
 bash scripts/setup.sh

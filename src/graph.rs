@@ -164,6 +164,91 @@ impl Graph<Built> {
     }
 }
 
+/// Whether `text` matches the glob `pat`: `*` any run of characters, `?` one, everything else
+/// literal (so `[` and `]` of matrix ids need no escaping: `test_dqn_r[*]`).
+pub fn glob_match(pat: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl Graph<Built> {
+    /// The stages `targets` name (ids or globs; a name without `[` also matches every instance of
+    /// that stage), with everything they need upstream and, with `downstream`, everything that
+    /// depends on them (and what that needs), as a graph of its own. A target that matches no
+    /// stage is an error naming the nearest ids. No targets: the whole graph.
+    pub fn select(self, targets: &[String], downstream: bool) -> Result<Graph<Built>, String> {
+        if targets.is_empty() {
+            return Ok(self);
+        }
+        let n = self.len();
+        let mut chosen = vec![false; n];
+        for t in targets {
+            let mut any = false;
+            for (i, c) in chosen.iter_mut().enumerate() {
+                let s = self.stage(i);
+                if glob_match(t, s.id.as_str()) || (!t.contains('[') && glob_match(t, s.id.base())) {
+                    *c = true;
+                    any = true;
+                }
+            }
+            if !any {
+                let ids: Vec<&str> = (0..n).map(|i| self.stage(i).id.as_str()).collect();
+                return Err(format!(
+                    "no stage matches the target `{t}`; {}",
+                    crate::diagnostic::suggest(t, ids.iter().copied())
+                ));
+            }
+        }
+        let mut keep = chosen.clone();
+        if downstream {
+            // Everything reachable forwards from a chosen stage.
+            let mut stack: Vec<usize> = (0..n).filter(|&i| chosen[i]).collect();
+            while let Some(i) = stack.pop() {
+                for d in self.dependents(i) {
+                    if !keep[d] {
+                        keep[d] = true;
+                        stack.push(d);
+                    }
+                }
+            }
+        }
+        // And everything the kept stages need.
+        let mut stack: Vec<usize> = (0..n).filter(|&i| keep[i]).collect();
+        while let Some(i) = stack.pop() {
+            for d in self.dependencies(i) {
+                if !keep[d] {
+                    keep[d] = true;
+                    stack.push(d);
+                }
+            }
+        }
+        let mut pipeline = self.pipeline().clone();
+        let mut k = 0;
+        pipeline.stages.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+        Graph::new(pipeline).seal().map_err(|d| d.to_string())
+    }
+}
+
 /// Loads, validates and seals a pipeline file.
 pub fn load(
     path: &std::path::Path,
@@ -245,4 +330,20 @@ pub fn cycles(stages: &[StageSpec]) -> Vec<Vec<usize>> {
         cycles.push(vec![i]);
     }
     cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_matrix_ids_literally_but_for_stars() {
+        assert!(glob_match("test_dqn_r[*]", "test_dqn_r[seed=1]"));
+        assert!(glob_match("*[alpha=0.6,*", "no_rep[alpha=0.6,seed=2]"));
+        assert!(glob_match("stats", "stats"));
+        assert!(glob_match("s?ats", "stats"));
+        assert!(!glob_match("test_dqn_r[*]", "test_dqn_r"));
+        assert!(!glob_match("stat", "stats"));
+        assert!(glob_match("*", ""));
+    }
 }

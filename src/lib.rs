@@ -8,6 +8,7 @@ pub mod event;
 pub mod exec;
 pub mod graph;
 pub mod key;
+pub mod page;
 pub mod plan;
 pub mod progress;
 pub mod report;

@@ -58,7 +58,8 @@ pub enum Format {
     Markdown,
 }
 
-fn cells(batch: &RecordBatch) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
+/// Every cell of `batch` as text (nulls empty), row by row.
+pub fn cells(batch: &RecordBatch) -> Result<Vec<Vec<String>>, arrow::error::ArrowError> {
     let opts = FormatOptions::default().with_null("");
     let fmts: Vec<ArrayFormatter> =
         batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>()?;

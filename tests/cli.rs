@@ -385,6 +385,18 @@ fn quickstart_runs_on_the_embedded_data() {
     if cfg!(feature = "torch") {
         run.success();
         assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        // The report: training curves of every trainer as small multiples, one <svg> per panel.
+        let rep = t.run(&["report", p, "--set", &set, "--set", "dim=16", "--set", "iterations=40", "--out", "rep"]);
+        rep.success();
+        let html = std::fs::read_to_string(t.path("rep/index.html")).unwrap();
+        let panels = html.matches("<div class=\"panel\">").count();
+        // 5 trainers × 9 curves (iteration excluded) + DARec's curves, all present.
+        for base in ["dqn_r", "no_dyn", "no_rep", "no_joint", "s2r", "darec"] {
+            assert!(html.contains(&format!("<h3>{base} · curves")), "curves of {base}");
+        }
+        assert!(panels >= 5 * 9, "{panels} panels");
+        assert_eq!(html.matches("<svg").count(), panels + 1, "the graph + one per panel (no report.figure here)");
+        assert!(html.contains("<h2>Validation choices</h2>") && html.contains("<h3>pick_s2r[seed=1]</h3>"));
     } else {
         // Without libtorch, DARec fails with a clear message and only its dependents are skipped.
         let run = run.code(1);

@@ -457,3 +457,23 @@ fn a_shared_pool_world_has_two_user_kinds_and_an_oracle_trajectory() {
     let w0 = gen(0.0);
     assert_eq!(w0.ratings.rating, w0.oracle.rating);
 }
+
+#[test]
+fn table1_takes_sim_and_real_from_a_pair() {
+    let o = run_kind("data.movielens", json!({"path": ml_small()}), &Inputs::default()).unwrap();
+    let mut inputs = Inputs::default();
+    inputs.push("ratings", "ratings", o["ratings"].clone());
+    inputs.push("items", "ratings", o["items"].clone());
+    let split = run_kind("data.split", json!({"pair": "Adventure_Crime", "seed": 7}), &inputs).unwrap();
+    let mut si = Inputs::default();
+    for name in ["sim", "real_train", "val", "test", "sim_items", "real_items", "users", "info"] {
+        si.push(name, "split", split[name].clone());
+    }
+    let t = table(&run_kind("data.stats", json!({"dataset": "ml", "pair": "Adventure_Crime"}), &si).unwrap(), "table1");
+    let text = s2r_pipe::show::render(&t, s2r_pipe::show::Format::Markdown, None).unwrap();
+    assert!(text.contains("| ml | Adventure | Crime | 564 | 38 | 10 | 435 |"), "{text}");
+    let e = run_kind("data.stats", json!({"pair": "Adventure"}), &si).err().unwrap().to_string();
+    assert!(e.contains("`pair` must be `Sim_Real`"), "{e}");
+    let e = run_kind("data.stats", json!({"pair": "A_B", "sim": "A"}), &si).err().unwrap().to_string();
+    assert!(e.contains("not both"), "{e}");
+}

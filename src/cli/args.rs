@@ -32,12 +32,26 @@ pub struct PipelineArgs {
     pub set: Vec<String>,
 }
 
+/// Stage targets of `run`, `plan` and `graph`.
+#[derive(clap::Args)]
+pub struct Targets {
+    /// Only these stages — ids or globs (`'test_dqn_r[*]'`; a name without `[` matches every
+    /// instance) — and what they need upstream.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Also every stage that depends on the targets (and what that needs).
+    #[arg(long)]
+    pub downstream: bool,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run what is missing, in parallel, and print a summary.
     Run {
         #[command(flatten)]
         p: PipelineArgs,
+        #[command(flatten)]
+        t: Targets,
         /// Parallel CPU slots (default: the number of cores).
         #[arg(short, long)]
         jobs: Option<usize>,
@@ -52,6 +66,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         p: PipelineArgs,
+        #[command(flatten)]
+        t: Targets,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -60,6 +76,8 @@ pub enum Command {
     Graph {
         #[command(flatten)]
         p: PipelineArgs,
+        #[command(flatten)]
+        t: Targets,
         /// Output format.
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
@@ -92,6 +110,22 @@ pub enum Command {
         /// List the source files of each kind's code fingerprint.
         #[arg(long)]
         files: bool,
+    },
+    /// Write a report of the pipeline's cached results: `DIR/index.html` (one self-contained
+    /// page: inline SVG and CSS, no network, no JavaScript) and `DIR/report.md`. Nothing is run;
+    /// stages not cached are listed as missing.
+    Report {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The output directory (default: `report/<pipeline name>`).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print a shell completion script (`source <(s2r-pipe completions bash)`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Inspect and maintain the cache.
     Cache {

@@ -11,12 +11,19 @@ use s2r_pipe::show::{render, Format};
 use s2r_pipe::store::{ObjectRef, Store, StoreError};
 use s2r_stages::{Artifact, Registry};
 
-use super::args::{GraphFormat, PipelineArgs};
-use super::{load_graph, open_store, ConfigError};
+use super::args::{GraphFormat, PipelineArgs, Targets};
+use super::{load_graph, load_targets, open_store, ConfigError};
 
 /// `plan PIPELINE [--json]`: what would run and why.
-pub fn plan(cache_dir: &Path, p: &PipelineArgs, json: bool, registry: &Registry, machine: Machine) -> Result<ExitCode> {
-    let graph = load_graph(p, registry)?;
+pub fn plan(
+    cache_dir: &Path,
+    p: &PipelineArgs,
+    t: &Targets,
+    json: bool,
+    registry: &Registry,
+    machine: Machine,
+) -> Result<ExitCode> {
+    let graph = load_targets(p, t, registry)?;
     let store = open_store(cache_dir)?;
     let pl = plan_of(&graph, registry, &store, machine);
     if json {
@@ -28,8 +35,8 @@ pub fn plan(cache_dir: &Path, p: &PipelineArgs, json: bool, registry: &Registry,
 }
 
 /// `graph PIPELINE [--format dot|mermaid]`.
-pub fn graph(p: &PipelineArgs, format: GraphFormat, registry: &Registry) -> Result<ExitCode> {
-    let graph = load_graph(p, registry)?;
+pub fn graph(p: &PipelineArgs, t: &Targets, format: GraphFormat, registry: &Registry) -> Result<ExitCode> {
+    let graph = load_targets(p, t, registry)?;
     print!(
         "{}",
         match format {

@@ -5,6 +5,7 @@ pub mod args;
 mod cache;
 mod inspect;
 mod kinds;
+mod report;
 mod run;
 
 use std::path::Path;
@@ -18,7 +19,7 @@ use s2r_pipe::store::remote::Remote;
 use s2r_pipe::store::Store;
 use s2r_stages::Registry;
 
-use args::{Cli, Command, PipelineArgs};
+use args::{Cli, Command, PipelineArgs, Targets};
 
 /// Exit code 2 (usage/config errors).
 #[derive(Debug)]
@@ -32,6 +33,11 @@ impl std::error::Error for ConfigError {}
 
 pub fn load_graph(p: &PipelineArgs, registry: &Registry) -> Result<Graph<Built>> {
     Ok(load(&p.pipeline, &p.set, registry)?)
+}
+
+/// The pipeline's graph restricted to `t`'s targets (an unknown target is a usage error).
+pub fn load_targets(p: &PipelineArgs, t: &Targets, registry: &Registry) -> Result<Graph<Built>> {
+    Ok(load_graph(p, registry)?.select(&t.targets, t.downstream).map_err(ConfigError)?)
 }
 
 /// The store at `--cache-dir`; a directory that cannot be used is a usage error (exit 2).
@@ -66,11 +72,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // One machine for every key this invocation computes (run, plan, cat, path, cache …).
     let machine = Machine::detect();
     match cli.command {
-        Command::Run { p, jobs, report, push } => {
-            run::run(&cli.cache_dir, cli.remote.as_deref(), cli.quiet, &p, jobs, report, push, &registry, machine)
+        Command::Run { p, t, jobs, report, push } => {
+            run::run(&cli.cache_dir, cli.remote.as_deref(), cli.quiet, &p, &t, jobs, report, push, &registry, machine)
         }
-        Command::Plan { p, json } => inspect::plan(&cli.cache_dir, &p, json, &registry, machine),
-        Command::Graph { p, format } => inspect::graph(&p, format, &registry),
+        Command::Plan { p, t, json } => inspect::plan(&cli.cache_dir, &p, &t, json, &registry, machine),
+        Command::Graph { p, t, format } => inspect::graph(&p, &t, format, &registry),
+        Command::Report { p, out } => report::report(&cli.cache_dir, &p, out, &registry, machine),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "s2r-pipe", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cat { p, output, format, limit } => {
             inspect::cat(&cli.cache_dir, &p, &output, format, limit, &registry, machine)
         }

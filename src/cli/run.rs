@@ -14,8 +14,8 @@ use s2r_pipe::store::Store;
 use s2r_pipe::{progress, report};
 use s2r_stages::{Artifact, Registry};
 
-use super::args::PipelineArgs;
-use super::{load_graph, open_store, remote_for, ConfigError};
+use super::args::{PipelineArgs, Targets};
+use super::{load_targets, open_store, remote_for, ConfigError};
 
 /// `run PIPELINE [--jobs N] [--report FILE] [--push]`.
 #[allow(clippy::too_many_arguments)]
@@ -24,13 +24,14 @@ pub fn run(
     remote: Option<&str>,
     quiet: bool,
     p: &PipelineArgs,
+    t: &Targets,
     jobs: Option<usize>,
     report_path: Option<PathBuf>,
     push: bool,
     registry: &Registry,
     machine: Machine,
 ) -> Result<ExitCode> {
-    let graph = load_graph(p, registry)?;
+    let graph = load_targets(p, t, registry)?;
     let store = open_store(cache_dir)?;
     let mut opts = ExecOptions { remote: remote_for(remote, Some(&graph))?, push, machine, ..Default::default() };
     if push && opts.remote.is_none() {

@@ -29,13 +29,35 @@ struct P {
     sim: String,
     #[serde(default)]
     real: String,
+    #[serde(default)]
+    pair: Option<String>,
 }
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "dataset", ty: "string", default: Some("\"\""), help: "label of the dataset column" },
     ParamDoc { name: "sim", ty: "string", default: Some("\"\""), help: "label of the sim category" },
     ParamDoc { name: "real", ty: "string", default: Some("\"\""), help: "label of the real category" },
+    ParamDoc {
+        name: "pair",
+        ty: "string `Sim_Real`",
+        default: None,
+        help: "the Sim and Real columns from one value, as `data.split`'s `pair` (for a matrix over pairs)",
+    },
 ];
+
+/// The Sim and Real labels: `sim`/`real`, or split from `pair` (`Adventure_Crime`).
+fn labels(p: &P) -> Result<(String, String), StageError> {
+    match &p.pair {
+        None => Ok((p.sim.clone(), p.real.clone())),
+        Some(_) if !p.sim.is_empty() || !p.real.is_empty() => {
+            Err(params::invalid("give either `pair` or `sim` and `real`, not both", PARAMS))
+        }
+        Some(pair) => pair
+            .split_once('_')
+            .map(|(s, r)| (s.to_string(), r.to_string()))
+            .ok_or_else(|| params::invalid(format!("`pair` must be `Sim_Real`, got `{pair}`"), PARAMS)),
+    }
+}
 
 impl Stage for Stats {
     fn kind(&self) -> &'static str {
@@ -72,13 +94,14 @@ impl Stage for Stats {
         &[OutputDoc { name: "table1", help: "one row in Table 1's layout" }]
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
-        params::parse::<P>(p, PARAMS).map(|_| ())
+        labels(&params::parse::<P>(p, PARAMS)?).map(|_| ())
     }
     fn normalize(&self, p: &Value) -> Result<Value, StageError> {
         params::normalized::<P>(p, PARAMS)
     }
     fn run(&self, _ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: P = params::parse(p, PARAMS)?;
+        let (sim_label, real_label) = labels(&p)?;
         let users = inputs.table("users")?;
         let ids = column::<UInt32Array>(users, "users", "user")?;
         let roles = column::<StringArray>(users, "users", "role")?;
@@ -93,8 +116,8 @@ impl Stage for Stats {
         let val_users = with_role("val").len() as i64;
         let mut cols: Vec<(&str, ArrayRef)> = vec![
             ("Dataset", Arc::new(StringArray::from(vec![p.dataset]))),
-            ("Sim", Arc::new(StringArray::from(vec![p.sim]))),
-            ("Real", Arc::new(StringArray::from(vec![p.real]))),
+            ("Sim", Arc::new(StringArray::from(vec![sim_label]))),
+            ("Real", Arc::new(StringArray::from(vec![real_label]))),
         ];
         let mut ints = vec![
             ("Users train sim-only", sim_only as i64),

@@ -167,3 +167,72 @@ pub fn png(c: &Chart, scratch: &std::path::Path, name: &str) -> Result<Vec<u8>, 
     }
     std::fs::read(&path).map_err(|source| StageError::Io { path, source })
 }
+
+/// A small multiple of training curves: numeric x, one thin line per run (label, palette index,
+/// points). NaN points are left out.
+pub struct Panel {
+    /// Title (the curve's name).
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// The lines.
+    pub lines: Vec<Series>,
+}
+
+fn finite_range(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    v.filter(|x| x.is_finite()).fold(None, |acc, x| match acc {
+        None => Some((x, x)),
+        Some((lo, hi)) => Some((lo.min(x), hi.max(x))),
+    })
+}
+
+/// The panel as SVG text, `size` pixels (the same plotters drawing as the charts above).
+pub fn panel_svg(p: &Panel, size: (u32, u32)) -> Result<String, StageError> {
+    register_font();
+    let e = |x: &dyn std::fmt::Display| StageError::Failed(format!("cannot draw `{}`: {x}", p.title));
+    let pts = || p.lines.iter().flat_map(|l| l.2.iter().copied());
+    let (x0, x1) = finite_range(pts().map(|q| q.0)).unwrap_or((0.0, 1.0));
+    let (y0, y1) = finite_range(pts().map(|q| q.1)).unwrap_or((0.0, 1.0));
+    let (x1, y1) = (if x1 > x0 { x1 } else { x0 + 1.0 }, if y1 - y0 > 1e-12 { y1 } else { y0 + 1.0 });
+    let pad = 0.06 * (y1 - y0);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&p.title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_labels(4)
+            .y_labels(4)
+            .x_desc(&p.x_label)
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (name, ci, pts) in &p.lines {
+            let color = Palette99::pick(*ci).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied().filter(|q| q.1.is_finite()), color.stroke_width(1)))
+                .map_err(|x| e(&x))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], color.stroke_width(2)));
+        }
+        if p.lines.len() > 1 && p.lines.len() <= 8 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 10))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+        root.present().map_err(|x| e(&x))?;
+    }
+    Ok(out)
+}
