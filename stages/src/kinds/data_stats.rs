@@ -40,7 +40,7 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "pair",
         ty: "string `Sim_Real`",
-        default: None,
+        default: Some("none"),
         help: "the Sim and Real columns from one value, as `data.split`'s `pair` (for a matrix over pairs)",
     },
 ];
