@@ -46,6 +46,33 @@ fn file_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
+/// `t` with float columns as text to 4 decimals, as the tables print means and CIs.
+fn pretty(t: &RecordBatch) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in t.schema().fields().iter().zip(t.columns()) {
+        match (matches!(f.data_type(), DataType::Float32 | DataType::Float64), f64_values(c)) {
+            (true, Some(v)) => {
+                let text: Vec<Option<String>> = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        (!c.is_null(i)).then(|| if x.is_finite() { format!("{x:.4}") } else { x.to_string() })
+                    })
+                    .collect();
+                fields.push(arrow::datatypes::Field::new(f.name(), DataType::Utf8, true));
+                columns.push(std::sync::Arc::new(arrow::array::StringArray::from(text)));
+            }
+            _ => {
+                fields.push(f.as_ref().clone());
+                columns.push(c.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .unwrap_or_else(|_| t.clone())
+}
+
 /// An HTML table of `t`.
 fn html_table(t: &RecordBatch) -> String {
     let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -58,7 +85,8 @@ fn html_table(t: &RecordBatch) -> String {
     for row in cells(t).unwrap_or_default() {
         out.push_str("<tr>");
         for (c, v) in row.iter().enumerate() {
-            let cls = if numeric[c] || v.contains(" ± ") { " class=\"n\"" } else { "" };
+            let num = numeric[c] || v.contains(" ± ") || (!v.is_empty() && v.parse::<f64>().is_ok());
+            let cls = if num { " class=\"n\"" } else { "" };
             let _ = write!(out, "<td{cls}>{}</td>", esc(v));
         }
         out.push_str("</tr>\n");
@@ -235,6 +263,7 @@ pub fn build(graph: &Graph<Built>, registry: &Registry, store: &Store, machine: 
         let _ = writeln!(html, "<h2>{}</h2>", esc(title));
         let _ = writeln!(md, "## {title}\n");
         for (i, t) in found {
+            let t = pretty(&t);
             let id = graph.stage(i).id.to_string();
             let _ = writeln!(html, "<h3>{}</h3>\n{}", esc(&id), html_table(&t));
             let _ = writeln!(md, "### {id}\n\n{}", render(&t, Format::Markdown, None).unwrap_or_default());
