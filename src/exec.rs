@@ -655,6 +655,12 @@ pub fn execute(
             }
         }
     });
+    // A cancel that came while the last stages were finishing (they return aborted) is still an
+    // interrupted run.
+    if opts.cancel.load(Ordering::Relaxed) && !interrupted {
+        interrupted = true;
+        sink.on(&Event::Interrupted);
+    }
     let _ = store.save_stat_cache();
     let (r1, b1) = store.read_stats();
     let results: Vec<StageResult> = nodes

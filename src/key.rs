@@ -166,7 +166,7 @@ pub fn fingerprint(
         params: canonical(&params),
         sources,
         inputs,
-        global: global_fingerprint(),
+        global: global_fingerprint(reg.stage.needs_torch()),
         device: device.to_string(),
     })
 }

@@ -16,6 +16,7 @@ pub mod show;
 pub mod spec;
 pub mod stage_id;
 pub mod store;
+pub mod worker;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use graph::{Built, Graph};

@@ -61,6 +61,10 @@ pub enum Command {
         /// Upload what the run produced to the remote cache.
         #[arg(long)]
         push: bool,
+        /// Where stages run: in this process (default), or each in a worker subprocess (a crash
+        /// or out-of-memory kill then fails that stage only). Overrides the pipeline's `executor:`.
+        #[arg(long, value_enum)]
+        executor: Option<ExecutorKind>,
     },
     /// Show what would run and why.
     Plan {
@@ -121,6 +125,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Run one stage for a `process` executor: read REQUEST (JSON), write RESPONSE (internal).
+    #[command(hide = true)]
+    Worker {
+        /// The request file.
+        request: PathBuf,
+        /// Where to write the response.
+        response: PathBuf,
+    },
     /// Print a shell completion script (`source <(s2r-pipe completions bash)`).
     Completions {
         /// The shell.
@@ -132,6 +144,14 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// Stages run on this process's thread pool.
+    InProcess,
+    /// Each stage runs in a worker subprocess (`s2r-pipe worker`).
+    Process,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

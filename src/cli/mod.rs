@@ -72,9 +72,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // One machine for every key this invocation computes (run, plan, cat, path, cache …).
     let machine = Machine::detect();
     match cli.command {
-        Command::Run { p, t, jobs, report, push } => {
-            run::run(&cli.cache_dir, cli.remote.as_deref(), cli.quiet, &p, &t, jobs, report, push, &registry, machine)
-        }
+        Command::Run { p, t, jobs, report, push, executor } => run::run(
+            &cli.cache_dir,
+            cli.remote.as_deref(),
+            cli.quiet,
+            &p,
+            &t,
+            run::RunOptions { jobs, report, push, executor },
+            &registry,
+            machine,
+        ),
+        Command::Worker { request, response } => run::worker(&request, &response, &registry),
         Command::Plan { p, t, json } => inspect::plan(&cli.cache_dir, &p, &t, json, &registry, machine),
         Command::Graph { p, t, format } => inspect::graph(&p, &t, format, &registry),
         Command::Report { p, out } => report::report(&cli.cache_dir, &p, out, &registry, machine),

@@ -14,10 +14,51 @@ use s2r_pipe::store::Store;
 use s2r_pipe::{progress, report};
 use s2r_stages::{Artifact, Registry};
 
-use super::args::{PipelineArgs, Targets};
+use s2r_pipe::exec::{Executor, InProcess};
+use s2r_pipe::graph::{Built, Graph};
+use s2r_pipe::worker::{serve, Process, WorkerRequest, WorkerResponse};
+
+use super::args::{ExecutorKind, PipelineArgs, Targets};
 use super::{load_targets, open_store, remote_for, ConfigError};
 
-/// `run PIPELINE [--jobs N] [--report FILE] [--push]`.
+/// `run`'s own flags.
+pub struct RunOptions {
+    /// `--jobs`.
+    pub jobs: Option<usize>,
+    /// `--report`.
+    pub report: Option<PathBuf>,
+    /// `--push`.
+    pub push: bool,
+    /// `--executor`.
+    pub executor: Option<ExecutorKind>,
+}
+
+/// The executor: `--executor`, else the pipeline's `executor: {kind: …}`, else in-process.
+fn executor_of(flag: Option<ExecutorKind>, graph: &Graph<Built>) -> Result<Arc<dyn Executor>> {
+    let from_pipeline = graph
+        .pipeline()
+        .executor
+        .as_ref()
+        .map(|e| e.get("kind").and_then(|k| k.as_str()).map(str::to_string).unwrap_or_else(|| e.to_string()));
+    let kind = match (flag, from_pipeline.as_deref()) {
+        (Some(k), _) => k,
+        (None, None | Some("in-process")) => ExecutorKind::InProcess,
+        (None, Some("process")) => ExecutorKind::Process,
+        (None, Some(other)) => {
+            return Err(ConfigError(format!(
+                "`executor: {{kind: {other}}}` in `{}`: the executors are `in-process` and `process`",
+                graph.pipeline().file.display()
+            ))
+            .into())
+        }
+    };
+    Ok(match kind {
+        ExecutorKind::InProcess => Arc::new(InProcess),
+        ExecutorKind::Process => Arc::new(Process::new()),
+    })
+}
+
+/// `run PIPELINE [TARGET…] [--jobs N] [--report FILE] [--push] [--executor KIND]`.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     cache_dir: &Path,
@@ -25,15 +66,20 @@ pub fn run(
     quiet: bool,
     p: &PipelineArgs,
     t: &Targets,
-    jobs: Option<usize>,
-    report_path: Option<PathBuf>,
-    push: bool,
+    ro: RunOptions,
     registry: &Registry,
     machine: Machine,
 ) -> Result<ExitCode> {
+    let RunOptions { jobs, report: report_path, push, executor } = ro;
     let graph = load_targets(p, t, registry)?;
     let store = open_store(cache_dir)?;
-    let mut opts = ExecOptions { remote: remote_for(remote, Some(&graph))?, push, machine, ..Default::default() };
+    let mut opts = ExecOptions {
+        remote: remote_for(remote, Some(&graph))?,
+        push,
+        machine,
+        executor: executor_of(executor, &graph)?,
+        ..Default::default()
+    };
     if push && opts.remote.is_none() {
         return Err(ConfigError(
             "`--push` needs a remote: `--remote URL`, S2R_REMOTE or `cache: {remote: URL}`".into(),
@@ -86,4 +132,23 @@ fn print_reports(summary: &RunSummary, store: &Store) {
             }
         }
     }
+}
+
+/// `worker REQUEST RESPONSE`: one stage for a `process` executor. SIGTERM/SIGINT cancel it.
+pub fn worker(request: &Path, response: &Path, registry: &Registry) -> Result<ExitCode> {
+    let bytes = std::fs::read(request).with_context(|| format!("cannot read the request `{}`", request.display()))?;
+    let req: WorkerRequest = serde_json::from_slice(&bytes).context("a bad worker request")?;
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    let resp = serve(&req, registry, &cancel);
+    let tmp = response.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&resp).expect("responses serialize"))
+        .and_then(|()| std::fs::rename(&tmp, response))
+        .with_context(|| format!("cannot write the response `{}`", response.display()))?;
+    Ok(match resp {
+        WorkerResponse::Outputs(_) => ExitCode::SUCCESS,
+        WorkerResponse::Cancelled => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    })
 }

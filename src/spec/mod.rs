@@ -36,6 +36,8 @@ pub struct Pipeline {
     pub stages: Vec<StageSpec>,
     /// The `cache:` section, if any.
     pub cache: Option<Json>,
+    /// The `executor:` section, if any.
+    pub executor: Option<Json>,
 }
 
 /// Slots a stage needs.
@@ -160,7 +162,13 @@ pub fn parse_pipeline(
     }
     let _ = &raw.description;
     if cx.diags.is_empty() {
-        Ok(Pipeline { name, file: file.to_path_buf(), stages, cache: raw.cache.as_ref().and_then(|c| to_json(c).ok()) })
+        Ok(Pipeline {
+            name,
+            file: file.to_path_buf(),
+            stages,
+            cache: raw.cache.as_ref().and_then(|c| to_json(c).ok()),
+            executor: raw.executor.as_ref().and_then(|c| to_json(c).ok()),
+        })
     } else {
         Err(finish(cx.diags))
     }

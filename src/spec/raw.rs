@@ -21,6 +21,9 @@ pub struct RawPipeline {
     /// Cache settings (e.g. a remote), passed through to the store.
     #[serde(default)]
     pub cache: Option<Value>,
+    /// Where stages run: `{kind: in-process | process}` (`run --executor` overrides).
+    #[serde(default)]
+    pub executor: Option<Value>,
 }
 
 /// One stage as written.

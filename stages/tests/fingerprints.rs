@@ -116,3 +116,21 @@ fn each_kind_has_its_own_fingerprint_over_its_file_and_the_modules_it_uses() {
     assert!(!util.contains(&"data/loader.rs") && !util.contains(&"kinds/data_movielens.rs"), "{util:?}");
     assert_ne!(code_fingerprint("src/kinds/util.rs"), code_fingerprint("src/kinds/data_split.rs"));
 }
+
+#[test]
+fn only_torch_stages_carry_the_libtorch_version_in_their_keys() {
+    use s2r_stages::api::device::global_fingerprint;
+    let reg = s2r_stages::Registry::builtin();
+    for kind in reg.kinds() {
+        let torch = reg.get(kind).unwrap().stage.needs_torch();
+        let g = global_fingerprint(torch);
+        assert_eq!(g.contains("libtorch-2.11.0"), torch, "{kind}: {g}");
+        assert!(!g.contains("no-torch"), "whether this build links libtorch is not in any key: {g}");
+    }
+    for kind in ["irs.train", "irs.eval", "adapt.darec"] {
+        assert!(reg.get(kind).unwrap().stage.needs_torch(), "{kind}");
+    }
+    for kind in ["data.movielens", "data.split", "embed.svd", "eval.static", "select.best", "report.table"] {
+        assert!(!reg.get(kind).unwrap().stage.needs_torch(), "{kind}");
+    }
+}

@@ -39,8 +39,11 @@ pub fn cap_threads(n: usize) {
     let _ = n;
 }
 
-/// Versions that change results and therefore go into every cache key.
-pub fn global_fingerprint() -> String {
-    let torch = if cfg!(feature = "torch") { "libtorch-2.11.0" } else { "no-torch" };
-    format!("s2r-stages-{};{torch};parquet-56", env!("CARGO_PKG_VERSION"))
+/// Versions that change results and therefore go into cache keys.
+pub fn global_fingerprint(torch_stage: bool) -> String {
+    // The libtorch version enters only the keys of stages that run libtorch, and it is the version
+    // this crate is written against, not whether this build links it: a build without libtorch
+    // computes the same keys as the torch build, so it finds what that build cached.
+    let torch = if torch_stage { ";libtorch-2.11.0" } else { "" };
+    format!("s2r-stages-{};parquet-56{torch}", env!("CARGO_PKG_VERSION"))
 }

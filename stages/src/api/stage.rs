@@ -70,6 +70,12 @@ pub trait Stage: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Whether the stage runs libtorch (its key then holds libtorch's version; only a process
+    /// built with the `torch` feature can run it).
+    fn needs_torch(&self) -> bool {
+        false
+    }
+
     /// Runs the stage.
     fn run(&self, ctx: &Context, inputs: &Inputs, params: &Value) -> Result<Outputs, StageError>;
 }

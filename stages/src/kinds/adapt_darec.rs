@@ -62,6 +62,9 @@ impl Stage for Darec {
     fn source(&self) -> &'static str {
         file!()
     }
+    fn needs_torch(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [ParamDoc] {
         PARAMS
     }

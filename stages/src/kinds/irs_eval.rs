@@ -40,6 +40,9 @@ impl Stage for IrsEval {
     fn source(&self) -> &'static str {
         file!()
     }
+    fn needs_torch(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [ParamDoc] {
         EVAL_PARAMS
     }

@@ -109,6 +109,9 @@ impl Stage for IrsTrain {
     fn source(&self) -> &'static str {
         file!()
     }
+    fn needs_torch(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [ParamDoc] {
         PARAMS
     }

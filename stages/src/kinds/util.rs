@@ -174,7 +174,21 @@ struct FailParams {
     message: String,
     #[serde(default)]
     sleep_ms: u64,
+    #[serde(default)]
+    mode: FailMode,
 }
+
+/// How `util.fail` fails: an error (the normal way), a panic, or an abort of the whole process
+/// (what a libtorch assertion does: only a worker process survives it).
+#[derive(Deserialize, Serialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum FailMode {
+    #[default]
+    Error,
+    Panic,
+    Abort,
+}
+
 fn default_message() -> String {
     "failed on purpose".to_string()
 }
@@ -182,6 +196,12 @@ fn default_message() -> String {
 const FAIL_PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "message", ty: "string", default: Some("failed on purpose"), help: "the error" },
     ParamDoc { name: "sleep_ms", ty: "integer", default: Some("0"), help: "fail after this long" },
+    ParamDoc {
+        name: "mode",
+        ty: "error | panic | abort",
+        default: Some("error"),
+        help: "abort kills the process running the stage (test the process executor with it)",
+    },
 ];
 
 impl Stage for Fail {
@@ -212,6 +232,13 @@ impl Stage for Fail {
     fn run(&self, ctx: &Context, _inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
         let p: FailParams = params::parse(p, FAIL_PARAMS)?;
         sleep(ctx, p.sleep_ms)?;
-        Err(StageError::Failed(p.message))
+        match p.mode {
+            FailMode::Error => Err(StageError::Failed(p.message)),
+            FailMode::Panic => panic!("{}", p.message),
+            FailMode::Abort => {
+                eprintln!("util.fail: aborting: {}", p.message);
+                std::process::abort()
+            }
+        }
     }
 }

@@ -1,0 +1,150 @@
+//! The `process` executor: each stage in a worker subprocess (`s2r-pipe worker`).
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use util::{statuses, with_status, Test};
+
+const DIAMOND: &str = r#"
+name: diamond
+stages:
+  a: {kind: util.sequence, params: {n: 10}}
+  b: {kind: util.sequence, params: {n: 5, start: 100}}
+  c: {kind: util.sum, inputs: {x: [a.table, b.table]}}
+  d: {kind: util.sum, inputs: {x: c.table}, params: {scale: 2}}
+  e: {kind: util.sequence, matrix: {k: [1, 2]}, params: {n: "${k}"}}
+"#;
+
+fn keys_and_outputs(r: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().into(), s["key"].as_str().unwrap().into(), s["outputs"].to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_process_executor_gives_the_keys_and_objects_of_in_process() {
+    let t = Test::new();
+    t.pipeline(DIAMOND);
+    let (d, r_proc) = t.run_report(&["--executor", "process", "-q"]);
+    d.success();
+    assert_eq!(with_status(&r_proc, "ran").len(), 6);
+    let (d, again) = t.run_report(&["--executor", "process", "-q"]);
+    d.success();
+    assert_eq!(with_status(&again, "cached").len(), 6, "a second run starts no worker");
+    let other = Test::new();
+    other.pipeline(DIAMOND);
+    let (_, r_in) = other.run_report(&["-q"]);
+    assert_eq!(keys_and_outputs(&r_proc), keys_and_outputs(&r_in));
+    // The pipeline's `executor:` section chooses it too; an unknown one is a usage error.
+    t.pipeline(&format!("executor: {{kind: process}}\n{DIAMOND}").replace("n: 10", "n: 11"));
+    let (d, r) = t.run_report(&["-q"]);
+    d.success();
+    assert_eq!(with_status(&r, "ran"), ["a", "c", "d"]);
+    t.pipeline(&format!("executor: {{kind: cluster}}\n{DIAMOND}"));
+    let e = t.run(&["run", "p.yaml"]).code(2);
+    assert!(e.stderr.contains("the executors are `in-process` and `process`"), "{}", e.stderr);
+}
+
+const ABORTS: &str = r#"
+stages:
+  a: {kind: util.sequence, params: {n: 10}}
+  boom: {kind: util.fail, inputs: {x: a.table}, params: {mode: abort, message: "like a libtorch assertion"}}
+  after: {kind: util.sum, inputs: {x: boom.table}}
+  other: {kind: util.sum, inputs: {x: a.table}}
+"#;
+
+#[test]
+fn a_stage_that_aborts_fails_alone_in_a_worker() {
+    let t = Test::new();
+    t.pipeline(ABORTS);
+    let (d, r) = t.run_report(&["--executor", "process", "-q"]);
+    d.code(1);
+    let s = statuses(&r);
+    assert_eq!(
+        (s["a"].as_str(), s["boom"].as_str(), s["after"].as_str(), s["other"].as_str()),
+        ("ran", "failed", "skipped", "ran")
+    );
+    let boom = r["stages"].as_array().unwrap().iter().find(|s| s["id"] == "boom").unwrap();
+    let err = boom["error"].as_str().unwrap();
+    assert!(err.contains("killed by SIGABRT") && err.contains("like a libtorch assertion"), "{err}");
+    let (_, r) = t.run_report(&["--executor", "process", "-q"]);
+    assert_eq!(with_status(&r, "cached"), ["a", "other"], "what finished is cached");
+    // In-process, the same abort takes the whole run down: the reason for the process executor.
+    let t2 = Test::new();
+    t2.pipeline(ABORTS);
+    let d = t2.run(&["run", "p.yaml", "-q"]);
+    assert_ne!(d.code, 0);
+    assert!(d.code == 134 || d.code == -1, "aborted: {}", d.code);
+}
+
+/// Pids of worker processes of this test's cache.
+fn workers(t: &Test) -> Vec<i32> {
+    let cache = t.cache().join("tmp").to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("\0worker\0") && cmd.contains(&cache)
+        })
+        .collect()
+}
+
+fn wait_for_workers(t: &Test) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let w = workers(t);
+        if !w.is_empty() || start.elapsed() > Duration::from_secs(20) {
+            return w;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_worker_fails_its_stage_with_the_signal_named_and_the_next_run_completes() {
+    let t = Test::new();
+    t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 4000}}\n  fast: {kind: util.sequence, params: {n: 3}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");
+    let child =
+        t.cmd(&["run", "p.yaml", "-q", "--executor", "process", "--report", "r.json", "--jobs", "2"]).spawn().unwrap();
+    let w = wait_for_workers(&t);
+    assert!(!w.is_empty(), "a worker is running");
+    std::thread::sleep(Duration::from_millis(300));
+    for pid in workers(&t) {
+        // SAFETY: kill(2) with a pid read from /proc.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&r);
+    assert_eq!((s["slow"].as_str(), s["next"].as_str(), s["fast"].as_str()), ("failed", "skipped", "ran"), "{r}");
+    assert!(r.to_string().contains("killed by SIGKILL"), "{r}");
+    let (d, r) = t.run_report(&["-q", "--executor", "process"]);
+    d.success();
+    assert_eq!(with_status(&r, "ran"), ["next", "slow"]);
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_and_records_nothing() {
+    let t = Test::new();
+    t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n");
+    let mut child = t.cmd(&["run", "p.yaml", "-q", "--executor", "process"]).spawn().unwrap();
+    assert!(!wait_for_workers(&t).is_empty());
+    let start = Instant::now();
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(start.elapsed() < Duration::from_secs(10), "the worker stopped at once");
+    assert!(workers(&t).is_empty(), "no worker left behind");
+    assert_eq!(std::fs::read_dir(t.cache().join("entries")).unwrap().count(), 0, "no entry");
+}
