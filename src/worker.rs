@@ -288,3 +288,44 @@ impl Executor for Process {
         }
     }
 }
+
+/// The worker that runs libtorch stages for a build without libtorch: `S2R_TORCH_WORKER`, else
+/// `s2r-pipe-worker` beside this executable (`scripts/quickstart.sh` builds it with the `torch`
+/// feature). `None` in a torch build (it runs them itself) or when there is none.
+pub fn torch_worker() -> Option<PathBuf> {
+    if cfg!(feature = "torch") {
+        return None;
+    }
+    if let Some(p) = std::env::var_os("S2R_TORCH_WORKER") {
+        return Some(PathBuf::from(p));
+    }
+    let beside = std::env::current_exe().ok()?.parent()?.join("s2r-pipe-worker");
+    beside.is_file().then_some(beside)
+}
+
+/// Sends the stages that run libtorch to a torch-built worker process and every other stage to
+/// `inner`: the orchestrator then never loads libtorch (planning, validation, cache hits and the
+/// non-torch stages all run without it).
+pub struct Routed {
+    /// Where the other stages run.
+    pub inner: Arc<dyn Executor>,
+    /// The torch worker.
+    pub torch: Process,
+}
+
+impl Executor for Routed {
+    fn execute(
+        &self,
+        req: &Request<'_>,
+        registry: &Registry,
+        store: &Store,
+        progress: ProgressFn,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+        if registry.get(&req.spec.kind).is_some_and(|r| r.stage.needs_torch()) {
+            self.torch.execute(req, registry, store, progress, cancel)
+        } else {
+            self.inner.execute(req, registry, store, progress, cancel)
+        }
+    }
+}

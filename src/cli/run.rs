@@ -16,7 +16,7 @@ use s2r_stages::{Artifact, Registry};
 
 use s2r_pipe::exec::{Executor, InProcess};
 use s2r_pipe::graph::{Built, Graph};
-use s2r_pipe::worker::{serve, Process, WorkerRequest, WorkerResponse};
+use s2r_pipe::worker::{serve, torch_worker, Process, Routed, WorkerRequest, WorkerResponse};
 
 use super::args::{ExecutorKind, PipelineArgs, Targets};
 use super::{load_targets, open_store, remote_for, ConfigError};
@@ -52,9 +52,14 @@ fn executor_of(flag: Option<ExecutorKind>, graph: &Graph<Built>) -> Result<Arc<d
             .into())
         }
     };
-    Ok(match kind {
+    let inner: Arc<dyn Executor> = match kind {
         ExecutorKind::InProcess => Arc::new(InProcess),
         ExecutorKind::Process => Arc::new(Process::new()),
+    };
+    // A build without libtorch hands the torch stages to the torch-built worker beside it.
+    Ok(match torch_worker() {
+        Some(worker) => Arc::new(Routed { inner, torch: Process { worker } }),
+        None => inner,
     })
 }
 

@@ -114,7 +114,7 @@ impl Stage for Darec {
         {
             let _ = (ctx, inputs, p);
             Err(StageError::Failed(
-                "`adapt.darec` needs libtorch: build s2r-pipe with `--features torch` (scripts/setup.sh installs it)"
+                "`adapt.darec` needs libtorch: build s2r-pipe with `--features torch`, or put a torch-built `s2r-pipe-worker` beside it (scripts/quickstart.sh builds both)"
                     .into(),
             ))
         }

@@ -82,7 +82,7 @@ impl Stage for IrsEval {
         #[cfg(not(feature = "torch"))]
         {
             let _ = (ctx, inputs, p);
-            Err(StageError::Failed("`irs.eval` needs libtorch: build s2r-pipe with `--features torch`".into()))
+            Err(StageError::Failed("`irs.eval` needs libtorch: build s2r-pipe with `--features torch`, or put a torch-built `s2r-pipe-worker` beside it (scripts/quickstart.sh builds both)".into()))
         }
     }
 }

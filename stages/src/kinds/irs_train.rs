@@ -187,7 +187,7 @@ impl Stage for IrsTrain {
         {
             let _ = (ctx, inputs, p);
             Err(StageError::Failed(
-                "`irs.train` needs libtorch: build s2r-pipe with `--features torch` (scripts/setup.sh installs it)"
+                "`irs.train` needs libtorch: build s2r-pipe with `--features torch`, or put a torch-built `s2r-pipe-worker` beside it (scripts/quickstart.sh builds both)"
                     .into(),
             ))
         }
