@@ -221,6 +221,10 @@ impl Executor for Process {
             .prefix("worker-")
             .tempdir_in(store.root().join("tmp"))
             .map_err(|e| failed(format!("cannot create the worker's directory: {e}")))?;
+        // Locked while the worker runs, so a `cache gc` beside this run leaves the directory alone.
+        let _lock = std::fs::File::create(dir.path().join(".lock"))
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| failed(format!("cannot lock the worker's directory: {e}")))?;
         let (req_path, resp_path, err_path) =
             (dir.path().join("request.json"), dir.path().join("response.json"), dir.path().join("stderr"));
         let body = serde_json::to_vec_pretty(&request_of(req, store)).expect("requests serialize");

@@ -164,3 +164,27 @@ fn the_engine_build_loads_no_libtorch_for_version_or_a_no_op_run() {
         assert!(!d.stderr.contains("libtorch"), "{args:?} loaded libtorch");
     }
 }
+
+#[test]
+fn gc_beside_a_long_worker_stage_leaves_its_directories_alone() {
+    let t = Test::new();
+    t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 3000}}\n");
+    let child = t.cmd(&["run", "p.yaml", "-q", "--executor", "process"]).spawn().unwrap();
+    assert!(!wait_for_workers(&t).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    // Make the worker's directory and the stage's scratch dir look hours old, as in a long training.
+    let tmp = t.cache().join("tmp");
+    let dirs: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(dirs.len() >= 2, "a worker dir and a scratch dir: {dirs:?}");
+    for d in &dirs {
+        let ok = std::process::Command::new("touch").args(["-d", "3 hours ago"]).arg(d).status().unwrap();
+        assert!(ok.success());
+    }
+    let g = t.run(&["cache", "gc", "--grace", "0s"]).success();
+    assert!(g.stdout.contains("a run is live"), "{}", g.stdout);
+    for d in &dirs {
+        assert!(d.exists(), "{} was removed under a live stage", d.display());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
