@@ -4,17 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use util::{statuses, with_status, Test};
-
-const DIAMOND: &str = r#"
-name: diamond
-stages:
-  a: {kind: util.sequence, params: {n: 10}}
-  b: {kind: util.sequence, params: {n: 5, start: 100}}
-  c: {kind: util.sum, inputs: {x: [a.table, b.table]}}
-  d: {kind: util.sum, inputs: {x: c.table}, params: {scale: 2}}
-  e: {kind: util.sequence, matrix: {k: [1, 2]}, params: {n: "${k}"}}
-"#;
+use util::{statuses, with_status, Test, DIAMOND};
 
 fn keys_and_outputs(r: &serde_json::Value) -> Vec<(String, String, String)> {
     let mut v: Vec<(String, String, String)> = r["stages"]

@@ -2,17 +2,7 @@
 
 mod util;
 
-use util::{statuses, with_status, Test};
-
-const DIAMOND: &str = r#"
-name: diamond
-stages:
-  a: {kind: util.sequence, params: {n: 10}}
-  b: {kind: util.sequence, params: {n: 5, start: 100}}
-  c: {kind: util.sum, inputs: {x: [a.table, b.table]}}
-  d: {kind: util.sum, inputs: {x: c.table}, params: {scale: 2}}
-  e: {kind: util.sequence, matrix: {k: [1, 2]}, params: {n: "${k}"}}
-"#;
+use util::{statuses, with_status, Test, DIAMOND};
 
 #[test]
 fn targets_run_only_what_they_need_and_downstream_adds_dependents() {

@@ -7,6 +7,17 @@ pub mod moto;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// a, b → c → d, plus a matrix stage e[k=1], e[k=2] (targets, executors).
+pub const DIAMOND: &str = r#"
+name: diamond
+stages:
+  a: {kind: util.sequence, params: {n: 10}}
+  b: {kind: util.sequence, params: {n: 5, start: 100}}
+  c: {kind: util.sum, inputs: {x: [a.table, b.table]}}
+  d: {kind: util.sum, inputs: {x: c.table}, params: {scale: 2}}
+  e: {kind: util.sequence, matrix: {k: [1, 2]}, params: {n: "${k}"}}
+"#;
+
 /// One test's sandbox.
 pub struct Test {
     pub dir: tempfile::TempDir,
