@@ -73,8 +73,9 @@ fn a_stage_that_aborts_fails_alone_in_a_worker() {
     assert!(d.code == 134 || d.code == -1, "aborted: {}", d.code);
 }
 
-/// Pids of worker processes of this test's cache.
-fn workers(t: &Test) -> Vec<i32> {
+/// Pids of worker processes of this test's cache (of stage `id` only, when given: its request
+/// file names it).
+fn workers_of(t: &Test, id: Option<&str>) -> Vec<i32> {
     let cache = t.cache().join("tmp").to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
         .unwrap()
@@ -82,10 +83,20 @@ fn workers(t: &Test) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("\0worker\0") && cmd.contains(&cache)
+            let cmd = String::from_utf8_lossy(&cmd).into_owned();
+            let args: Vec<&str> = cmd.split('\0').collect();
+            let is_worker = args.len() > 2 && args[1] == "worker" && args[2].contains(&cache);
+            is_worker
+                && id.is_none_or(|id| {
+                    let req = std::fs::read_to_string(args[2]).unwrap_or_default();
+                    serde_json::from_str::<serde_json::Value>(&req).is_ok_and(|v| v["id"] == id)
+                })
         })
         .collect()
+}
+
+fn workers(t: &Test) -> Vec<i32> {
+    workers_of(t, None)
 }
 
 fn wait_for_workers(t: &Test) -> Vec<i32> {
@@ -105,10 +116,16 @@ fn a_killed_worker_fails_its_stage_with_the_signal_named_and_the_next_run_comple
     t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 4000}}\n  fast: {kind: util.sequence, params: {n: 3}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");
     let child =
         t.cmd(&["run", "p.yaml", "-q", "--executor", "process", "--report", "r.json", "--jobs", "2"]).spawn().unwrap();
-    let w = wait_for_workers(&t);
-    assert!(!w.is_empty(), "a worker is running");
+    let start = Instant::now();
+    let mut slow = workers_of(&t, Some("slow"));
+    while slow.is_empty() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+        slow = workers_of(&t, Some("slow"));
+    }
+    assert!(!slow.is_empty(), "the slow stage's worker is running");
     std::thread::sleep(Duration::from_millis(300));
-    for pid in workers(&t) {
+    // Only the slow stage's worker (a torch-built worker takes ~0.4 s to start: `fast` may still run).
+    for pid in slow {
         // SAFETY: kill(2) with a pid read from /proc.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
@@ -161,7 +178,11 @@ fn gc_beside_a_long_worker_stage_leaves_its_directories_alone() {
     t.pipeline("stages:\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 3000}}\n");
     let child = t.cmd(&["run", "p.yaml", "-q", "--executor", "process"]).spawn().unwrap();
     assert!(!wait_for_workers(&t).is_empty());
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait for the stage's scratch dir too (a torch-built worker starts in ~0.4 s).
+    let start = Instant::now();
+    while std::fs::read_dir(t.cache().join("tmp")).unwrap().count() < 2 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Make the worker's directory and the stage's scratch dir look hours old, as in a long training.
     let tmp = t.cache().join("tmp");
     let dirs: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
