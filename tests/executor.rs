@@ -156,22 +156,6 @@ fn ctrl_c_stops_the_workers_and_records_nothing() {
     assert_eq!(std::fs::read_dir(t.cache().join("entries")).unwrap().count(), 0, "no entry");
 }
 
-/// The engine build (what `scripts/quickstart.sh` ships as `s2r-pipe`) maps no libtorch library,
-/// not for `--version`, not for a no-op run.
-#[cfg(not(feature = "torch"))]
-#[test]
-fn the_engine_build_loads_no_libtorch_for_version_or_a_no_op_run() {
-    let t = Test::new();
-    t.pipeline(DIAMOND);
-    t.run_report(&["-q"]).0.success();
-    let env = [("LD_DEBUG", "libs".to_string())];
-    for args in [&["--version"][..], &["run", "p.yaml", "-q"][..]] {
-        let d = t.run_env(args, &env).success();
-        assert!(d.stderr.contains("calling init"), "LD_DEBUG works here: {}", &d.stderr[..d.stderr.len().min(300)]);
-        assert!(!d.stderr.contains("libtorch"), "{args:?} loaded libtorch");
-    }
-}
-
 #[test]
 fn gc_beside_a_long_worker_stage_leaves_its_directories_alone() {
     let t = Test::new();
