@@ -88,6 +88,10 @@ impl StageResult {
     }
 }
 
+/// A progress message that starts with this is a change of state (a cluster job PENDING, then
+/// RUNNING): plain (non-terminal) progress prints it as a line, where it drops other messages.
+pub const STATE_CHANGE: &str = "state: ";
+
 /// What the executor reports while it works.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod show;
+pub mod slurm;
 pub mod spec;
 pub mod stage_id;
 pub mod store;

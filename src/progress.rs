@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::event::{Event, Sink, Status};
+use crate::event::{Event, Sink, Status, STATE_CHANGE};
 
 /// Console progress.
 pub struct Progress {
@@ -66,6 +66,9 @@ impl Sink for Progress {
                 }
             }
             Event::Progress { id, fraction, message } => {
+                if let (false, false, Some(state)) = (self.fancy, self.quiet, message.strip_prefix(STATE_CHANGE)) {
+                    self.line(format!("  {id}: {state}"));
+                }
                 if let Some(pb) = self.bars.get(id) {
                     pb.set_position((fraction * 1000.0) as u64);
                     pb.set_message(format!("{:>3.0}% {message}", fraction * 100.0));

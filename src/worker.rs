@@ -95,7 +95,8 @@ fn parse_device(s: &str) -> Device {
 /// The request for `req` on `store`.
 pub fn request_of(req: &Request<'_>, store: &Store) -> WorkerRequest {
     WorkerRequest {
-        store: store.root().to_path_buf(),
+        // Absolute: a worker may start elsewhere (a Slurm job runs in its own directory).
+        store: std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf()),
         id: req.spec.id.to_string(),
         kind: req.spec.kind.clone(),
         params: req.spec.params.clone(),
@@ -134,7 +135,7 @@ pub fn serve(request: &WorkerRequest, registry: &Registry, cancel: &Arc<AtomicBo
         kind: request.kind.clone(),
         params: request.params.clone(),
         inputs: Vec::new(),
-        resources: Resources { cpu: request.threads, gpu: 0 },
+        resources: Resources { cpu: request.threads, ..Default::default() },
         matrix: BTreeMap::new(),
         location: None,
     };
@@ -280,7 +281,7 @@ impl Executor for Process {
         }
         let response = std::fs::read(&resp_path).ok().and_then(|b| serde_json::from_slice::<WorkerResponse>(&b).ok());
         match response {
-            Some(WorkerResponse::Outputs(o)) => Ok(o),
+            Some(WorkerResponse::Outputs(o)) => outputs_in(store, o),
             Some(WorkerResponse::Cancelled) => Err(Failure::Cancelled),
             Some(WorkerResponse::BadInput { producer, error }) => Err(Failure::BadInput { producer, error }),
             Some(WorkerResponse::Failed(e)) => Err(failed(e)),
@@ -290,6 +291,20 @@ impl Executor for Process {
                 tail(&err_path, 8)
             ))),
         }
+    }
+}
+
+/// A worker's outputs, checked to be in this store before the scheduler records an entry naming
+/// them (a worker that opened another store, or a filesystem that lost them, is a failure).
+pub fn outputs_in(store: &Store, outputs: BTreeMap<String, ObjectRef>) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+    match outputs.iter().find(|(_, o)| !store.object_present(o)) {
+        None => Ok(outputs),
+        Some((name, o)) => Err(Failure::Failed(format!(
+            "the worker returned output `{name}` ({}) but it is not in the cache `{}` (does the worker see the \
+             same cache directory?)",
+            o.hash,
+            store.root().display()
+        ))),
     }
 }
 

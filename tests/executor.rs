@@ -4,18 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use util::{statuses, with_status, Test, DIAMOND};
-
-fn keys_and_outputs(r: &serde_json::Value) -> Vec<(String, String, String)> {
-    let mut v: Vec<(String, String, String)> = r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["id"].as_str().unwrap().into(), s["key"].as_str().unwrap().into(), s["outputs"].to_string()))
-        .collect();
-    v.sort();
-    v
-}
+use util::{keys_and_outputs, statuses, with_status, workers_of, Test, DIAMOND};
 
 #[test]
 fn the_process_executor_gives_the_keys_and_objects_of_in_process() {
@@ -71,28 +60,6 @@ fn a_stage_that_aborts_fails_alone_in_a_worker() {
     let d = t2.run(&["run", "p.yaml", "-q"]);
     assert_ne!(d.code, 0);
     assert!(d.code == 134 || d.code == -1, "aborted: {}", d.code);
-}
-
-/// Pids of worker processes of this test's cache (of stage `id` only, when given: its request
-/// file names it).
-fn workers_of(t: &Test, id: Option<&str>) -> Vec<i32> {
-    let cache = t.cache().join("tmp").to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).into_owned();
-            let args: Vec<&str> = cmd.split('\0').collect();
-            let is_worker = args.len() > 2 && args[1] == "worker" && args[2].contains(&cache);
-            is_worker
-                && id.is_none_or(|id| {
-                    let req = std::fs::read_to_string(args[2]).unwrap_or_default();
-                    serde_json::from_str::<serde_json::Value>(&req).is_ok_and(|v| v["id"] == id)
-                })
-        })
-        .collect()
 }
 
 fn workers(t: &Test) -> Vec<i32> {

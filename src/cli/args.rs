@@ -61,10 +61,13 @@ pub enum Command {
         /// Upload what the run produced to the remote cache.
         #[arg(long)]
         push: bool,
-        /// Where stages run: in this process (default), or each in a worker subprocess (a crash
-        /// or out-of-memory kill then fails that stage only). Overrides the pipeline's `executor:`.
+        /// Where stages run: in this process (default), each in a worker subprocess (a crash
+        /// or out-of-memory kill then fails that stage only), or each as a Slurm batch job.
+        /// Overrides the pipeline's `executor:`.
         #[arg(long, value_enum)]
         executor: Option<ExecutorKind>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Show what would run and why.
     Plan {
@@ -152,6 +155,25 @@ pub enum ExecutorKind {
     InProcess,
     /// Each stage runs in a worker subprocess (`s2r-pipe worker`).
     Process,
+    /// Each stage runs as a Slurm batch job (the worker, on a node sharing the cache).
+    Slurm,
+}
+
+/// `run`'s Slurm flags (over the pipeline's `executor:` section).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SlurmArgs {
+    /// Slurm partition for the jobs.
+    #[arg(long, help_heading = "Slurm")]
+    pub partition: Option<String>,
+    /// Slurm account for the jobs.
+    #[arg(long, help_heading = "Slurm")]
+    pub account: Option<String>,
+    /// One more `sbatch` argument (repeatable), e.g. `--slurm-arg=--qos=short`.
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true, help_heading = "Slurm")]
+    pub slurm_args: Vec<String>,
+    /// Resubmissions of a job that ends NODE_FAIL, PREEMPTED or BOOT_FAIL (default 2).
+    #[arg(long, help_heading = "Slurm")]
+    pub retries: Option<u32>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -72,13 +72,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // One machine for every key this invocation computes (run, plan, cat, path, cache …).
     let machine = Machine::detect();
     match cli.command {
-        Command::Run { p, t, jobs, report, push, executor } => run::run(
+        Command::Run { p, t, jobs, report, push, executor, slurm } => run::run(
             &cli.cache_dir,
             cli.remote.as_deref(),
             cli.quiet,
             &p,
             &t,
-            run::RunOptions { jobs, report, push, executor },
+            run::RunOptions { jobs, report, push, executor, slurm },
             &registry,
             machine,
         ),

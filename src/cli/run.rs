@@ -16,9 +16,10 @@ use s2r_stages::{Artifact, Registry};
 
 use s2r_pipe::exec::{Executor, InProcess};
 use s2r_pipe::graph::{Built, Graph};
+use s2r_pipe::slurm::{Slurm, SlurmOptions};
 use s2r_pipe::worker::{serve, torch_worker, Process, Routed, WorkerRequest, WorkerResponse};
 
-use super::args::{ExecutorKind, PipelineArgs, Targets};
+use super::args::{ExecutorKind, PipelineArgs, SlurmArgs, Targets};
 use super::{load_targets, open_store, remote_for, ConfigError};
 
 /// `run`'s own flags.
@@ -31,10 +32,21 @@ pub struct RunOptions {
     pub push: bool,
     /// `--executor`.
     pub executor: Option<ExecutorKind>,
+    /// The Slurm flags.
+    pub slurm: SlurmArgs,
 }
 
-/// The executor: `--executor`, else the pipeline's `executor: {kind: …}`, else in-process.
-fn executor_of(flag: Option<ExecutorKind>, graph: &Graph<Built>) -> Result<Arc<dyn Executor>> {
+/// Stages in flight at once under Slurm unless `--jobs` says otherwise (the cluster, not this
+/// machine's cores, decides what runs).
+const SLURM_JOBS: usize = 100;
+
+/// The executor: `--executor`, else the pipeline's `executor: {kind: …}`, else in-process; with
+/// the GPUs a Slurm run may hold (`None` for the local executors).
+fn executor_of(
+    flag: Option<ExecutorKind>,
+    slurm: &SlurmArgs,
+    graph: &Graph<Built>,
+) -> Result<(Arc<dyn Executor>, Option<usize>)> {
     let from_pipeline = graph
         .pipeline()
         .executor
@@ -44,9 +56,10 @@ fn executor_of(flag: Option<ExecutorKind>, graph: &Graph<Built>) -> Result<Arc<d
         (Some(k), _) => k,
         (None, None | Some("in-process")) => ExecutorKind::InProcess,
         (None, Some("process")) => ExecutorKind::Process,
+        (None, Some("slurm")) => ExecutorKind::Slurm,
         (None, Some(other)) => {
             return Err(ConfigError(format!(
-                "`executor: {{kind: {other}}}` in `{}`: the executors are `in-process` and `process`",
+                "`executor: {{kind: {other}}}` in `{}`: the executors are `in-process`, `process` and `slurm`",
                 graph.pipeline().file.display()
             ))
             .into())
@@ -55,12 +68,34 @@ fn executor_of(flag: Option<ExecutorKind>, graph: &Graph<Built>) -> Result<Arc<d
     let inner: Arc<dyn Executor> = match kind {
         ExecutorKind::InProcess => Arc::new(InProcess),
         ExecutorKind::Process => Arc::new(Process::new()),
+        ExecutorKind::Slurm => {
+            let section =
+                graph.pipeline().executor.as_ref().filter(|e| e.get("kind").and_then(|k| k.as_str()) == Some("slurm"));
+            let mut o = SlurmOptions::from_section(section)
+                .map_err(|e| ConfigError(format!("{e} in `{}`", graph.pipeline().file.display())))?;
+            if let Some(p) = &slurm.partition {
+                o.partition = Some(p.clone());
+            }
+            if let Some(a) = &slurm.account {
+                o.account = Some(a.clone());
+            }
+            o.args.extend(slurm.slurm_args.iter().cloned());
+            if let Some(r) = slurm.retries {
+                o.retries = r;
+            }
+            let gpus = o.gpus;
+            // Slurm picks the worker for each stage itself (the torch one for libtorch stages).
+            return Ok((Arc::new(Slurm::new(o).map_err(ConfigError)?), Some(gpus)));
+        }
     };
     // A build without libtorch hands the torch stages to the torch-built worker beside it.
-    Ok(match torch_worker() {
-        Some(worker) => Arc::new(Routed { inner, torch: Process { worker } }),
-        None => inner,
-    })
+    Ok((
+        match torch_worker() {
+            Some(worker) => Arc::new(Routed { inner, torch: Process { worker } }),
+            None => inner,
+        },
+        None,
+    ))
 }
 
 /// `run PIPELINE [TARGET…] [--jobs N] [--report FILE] [--push] [--executor KIND]`.
@@ -75,16 +110,20 @@ pub fn run(
     registry: &Registry,
     machine: Machine,
 ) -> Result<ExitCode> {
-    let RunOptions { jobs, report: report_path, push, executor } = ro;
+    let RunOptions { jobs, report: report_path, push, executor, slurm } = ro;
     let graph = load_targets(p, t, registry)?;
     let store = open_store(cache_dir)?;
+    let (executor, slurm_gpus) = executor_of(executor, &slurm, &graph)?;
     let mut opts = ExecOptions {
         remote: remote_for(remote, Some(&graph))?,
         push,
-        machine,
-        executor: executor_of(executor, &graph)?,
+        machine: slurm_gpus.map_or(machine, Machine::with_gpus),
+        executor,
         ..Default::default()
     };
+    if slurm_gpus.is_some() {
+        opts.jobs = SLURM_JOBS;
+    }
     if push && opts.remote.is_none() {
         return Err(ConfigError(
             "`--push` needs a remote: `--remote URL`, S2R_REMOTE or `cache: {remote: URL}`".into(),

@@ -229,6 +229,34 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
                     }
                 }
             }
+            let mut resources = Resources { cpu: rs.resources.cpu.max(1), gpu: rs.resources.gpu, ..Default::default() };
+            let mut bad_resource = false;
+            for (field, value) in [("mem", &rs.resources.mem), ("time", &rs.resources.time)] {
+                let Some(value) = value else { continue };
+                let parsed = to_json(value).map_err(|e| e.to_string()).and_then(|v| {
+                    if field == "mem" {
+                        super::parse_mem(&v)
+                    } else {
+                        super::parse_time(&v)
+                    }
+                });
+                match (field, parsed) {
+                    ("mem", Ok(mb)) => resources.mem_mb = Some(mb),
+                    (_, Ok(s)) => resources.time_s = Some(s),
+                    (_, Err(m)) => {
+                        cx.push(
+                            "spec::bad-resource",
+                            format!("stage `{id}`: resources.{field}: {m}"),
+                            &format!("{path}/resources/{field}"),
+                            None,
+                        );
+                        bad_resource = true;
+                    }
+                }
+            }
+            if bad_resource {
+                continue;
+            }
             let (location, _) = cx.at(cx.index.key(&path));
             let idx = pending.len();
             instances_of.entry(base.clone()).or_default().push(idx);
@@ -238,7 +266,7 @@ pub(super) fn expand(cx: &mut Ctx<'_>, raw: &RawPipeline, registry: &Registry, o
                     kind: rs.kind.clone(),
                     params,
                     inputs: Vec::new(),
-                    resources: Resources { cpu: rs.resources.cpu.max(1), gpu: rs.resources.gpu },
+                    resources,
                     matrix: combo.into_iter().collect(),
                     location,
                 },

@@ -40,13 +40,82 @@ pub struct Pipeline {
     pub executor: Option<Json>,
 }
 
-/// Slots a stage needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Slots a stage needs. `mem` and `time` are what a cluster executor asks for (Slurm's `--mem`
+/// and `--time`); the local executors do not enforce them. None of them enters a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resources {
     /// CPU threads.
     pub cpu: usize,
     /// GPUs.
     pub gpu: usize,
+    /// Memory in megabytes.
+    pub mem_mb: Option<u64>,
+    /// Wall-time limit in seconds.
+    pub time_s: Option<u64>,
+}
+
+/// `mem` as written → megabytes: a number is megabytes; a suffix K, M, G or T (an optional `B`,
+/// any case) scales it.
+pub fn parse_mem(v: &serde_json::Value) -> Result<u64, String> {
+    let bad = || format!("`{v}` is not a memory size (e.g. 512, 512M, 4G)");
+    if let Some(n) = v.as_u64() {
+        return (n > 0).then_some(n).ok_or_else(bad);
+    }
+    let s = v.as_str().ok_or_else(bad)?.trim().to_ascii_uppercase();
+    let s = s.strip_suffix('B').unwrap_or(&s);
+    let (num, scale) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1.0 / 1024.0),
+        Some('M') => (&s[..s.len() - 1], 1.0),
+        Some('G') => (&s[..s.len() - 1], 1024.0),
+        Some('T') => (&s[..s.len() - 1], 1024.0 * 1024.0),
+        _ => (s, 1.0),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let mb = (n * scale).ceil();
+    (n.is_finite() && (1.0..1e12).contains(&mb)).then_some(mb as u64).ok_or_else(bad)
+}
+
+/// `time` as written → seconds: a number is minutes (as Slurm's `--time`); `MM:SS`, `HH:MM:SS`,
+/// `D-HH`, `D-HH:MM`, `D-HH:MM:SS` as Slurm reads them; or a duration such as `90s`, `30m`, `2h`.
+pub fn parse_time(v: &serde_json::Value) -> Result<u64, String> {
+    let bad = || format!("`{v}` is not a time limit (e.g. 30, 10:00, 2:00:00, 1-00:00:00, 90s, 2h)");
+    if let Some(n) = v.as_u64() {
+        return (n > 0).then_some(n * 60).ok_or_else(bad);
+    }
+    let s = v.as_str().ok_or_else(bad)?.trim();
+    if s.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let scale = match unit {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        return (n > 0).then_some(n * scale).ok_or_else(bad);
+    }
+    let num = |x: &str| x.parse::<u64>().map_err(|_| bad());
+    let (days, rest) = match s.split_once('-') {
+        Some((d, r)) => (Some(num(d)?), r),
+        None => (None, s),
+    };
+    let parts: Vec<u64> = rest.split(':').map(num).collect::<Result<_, _>>()?;
+    let secs = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => h * 3600 + m * 60 + s,
+        (Some(d), [h]) => d * 86400 + h * 3600,
+        (Some(d), [h, m]) => d * 86400 + h * 3600 + m * 60,
+        (Some(d), [h, m, s]) => d * 86400 + h * 3600 + m * 60 + s,
+        _ => return Err(bad()),
+    };
+    (secs > 0).then_some(secs).ok_or_else(bad)
+}
+
+/// Seconds → Slurm's `--time` (`D-HH:MM:SS`).
+pub fn slurm_time(secs: u64) -> String {
+    format!("{}-{:02}:{:02}:{:02}", secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60)
 }
 
 /// One input binding: `input` ← `from.output`.
@@ -247,4 +316,31 @@ fn cartesian(axes: &[(String, Vec<Json>)]) -> Vec<Vec<(String, Json)>> {
         out = next;
     }
     out
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::{parse_mem, parse_time, slurm_time};
+    use serde_json::json;
+
+    #[test]
+    fn memory_and_time_limits_read_as_slurm_reads_them() {
+        assert_eq!(parse_mem(&json!(512)), Ok(512));
+        assert_eq!(parse_mem(&json!("512M")), Ok(512));
+        assert_eq!(parse_mem(&json!("4G")), Ok(4096));
+        assert_eq!(parse_mem(&json!("1.5gb")), Ok(1536));
+        assert_eq!(parse_mem(&json!("100K")), Ok(1));
+        assert!(parse_mem(&json!("0")).is_err() && parse_mem(&json!("lots")).is_err() && parse_mem(&json!(-1)).is_err());
+        assert_eq!(parse_time(&json!(30)), Ok(1800));
+        assert_eq!(parse_time(&json!("10:30")), Ok(630));
+        assert_eq!(parse_time(&json!("2:00:00")), Ok(7200));
+        assert_eq!(parse_time(&json!("1-12")), Ok(129_600));
+        assert_eq!(parse_time(&json!("1-00:00:05")), Ok(86_405));
+        assert_eq!(parse_time(&json!("90s")), Ok(90));
+        assert_eq!(parse_time(&json!("2h")), Ok(7200));
+        assert!(parse_time(&json!("1:2:3:4")).is_err() && parse_time(&json!("0")).is_err());
+        assert!(parse_time(&json!("5y")).is_err() && parse_time(&json!(true)).is_err());
+        assert_eq!(slurm_time(86_405), "1-00:00:05");
+        assert_eq!(slurm_time(630), "0-00:10:30");
+    }
 }

@@ -49,8 +49,8 @@ pub struct RawStage {
     pub description: Option<String>,
 }
 
-/// `resources: {cpu, gpu}`.
-#[derive(Debug, Deserialize, Clone, Copy)]
+/// `resources: {cpu, gpu, mem, time}`.
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawResources {
     /// CPU threads the stage uses (capped at `--jobs`).
@@ -59,6 +59,12 @@ pub struct RawResources {
     /// GPUs the stage wants (runs on CPU when there are none).
     #[serde(default)]
     pub gpu: usize,
+    /// Memory: megabytes, or `512M`, `4G`, `1T` (Slurm's `--mem`).
+    #[serde(default)]
+    pub mem: Option<Value>,
+    /// Wall-time limit: minutes, or `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`, `90s`, `2h` (Slurm's `--time`).
+    #[serde(default)]
+    pub time: Option<Value>,
 }
 
 fn one() -> usize {
@@ -67,6 +73,6 @@ fn one() -> usize {
 
 impl Default for RawResources {
     fn default() -> Self {
-        Self { cpu: 1, gpu: 0 }
+        Self { cpu: 1, gpu: 0, mem: None, time: None }
     }
 }

@@ -310,9 +310,12 @@ impl Store {
     /// Whether every object of `m` exists with its size (a cheap stat, no read: what `run`
     /// checks of a hit; contents are verified whenever an object is read, and by `cache verify`).
     pub fn objects_present(&self, m: &Manifest) -> bool {
-        m.outputs.values().all(|o| {
-            fs::symlink_metadata(self.object_path(&o.hash, &o.ext)).is_ok_and(|md| md.is_file() && md.len() == o.bytes)
-        })
+        m.outputs.values().all(|o| self.object_present(o))
+    }
+
+    /// Whether `o` is in the store with its size (a stat, no hashing).
+    pub fn object_present(&self, o: &ObjectRef) -> bool {
+        fs::symlink_metadata(self.object_path(&o.hash, &o.ext)).is_ok_and(|md| md.is_file() && md.len() == o.bytes)
     }
 
     /// The manifest for `key`, if any. A manifest that is unreadable, fails its checksum or

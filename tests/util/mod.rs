@@ -121,3 +121,37 @@ pub fn with_status(report: &serde_json::Value, status: &str) -> Vec<String> {
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Pids of worker processes of this test's cache (of stage `id` only, when given: its request
+/// file names it).
+pub fn workers_of(t: &Test, id: Option<&str>) -> Vec<i32> {
+    let cache = t.cache().join("tmp").to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).into_owned();
+            let args: Vec<&str> = cmd.split('\0').collect();
+            let is_worker = args.len() > 2 && args[1] == "worker" && args[2].contains(&cache);
+            is_worker
+                && id.is_none_or(|id| {
+                    let req = std::fs::read_to_string(args[2]).unwrap_or_default();
+                    serde_json::from_str::<serde_json::Value>(&req).is_ok_and(|v| v["id"] == id)
+                })
+        })
+        .collect()
+}
+
+/// (id, key, outputs) of every stage in a run report, sorted.
+pub fn keys_and_outputs(r: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().into(), s["key"].as_str().unwrap().into(), s["outputs"].to_string()))
+        .collect();
+    v.sort();
+    v
+}
