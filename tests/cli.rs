@@ -232,8 +232,16 @@ fn each_malformed_pipeline_gets_its_own_message_and_exit_code_2() {
     config_error("stages:\n  a: {kind: util.sequence\n", "spec::syntax", "invalid YAML");
     config_error("stages:\n  a: {kind: util.sequence, parms: {}}\n", "spec::unknown-key", "unknown key `parms`");
     config_error("stages:\n  a: {kind: util.sequence, resources: {cpu: many}}\n", "spec::wrong-type", "resources.cpu");
-    config_error("stages:\n  a: {kind: util.sequence, resources: {mem: lots}}\n", "spec::bad-resource", "resources.mem");
-    config_error("stages:\n  a: {kind: util.sequence, resources: {time: \"1:2:3:4\"}}\n", "spec::bad-resource", "time limit");
+    config_error(
+        "stages:\n  a: {kind: util.sequence, resources: {mem: lots}}\n",
+        "spec::bad-resource",
+        "resources.mem",
+    );
+    config_error(
+        "stages:\n  a: {kind: util.sequence, resources: {time: \"1:2:3:4\"}}\n",
+        "spec::bad-resource",
+        "time limit",
+    );
     config_error("stages:\n  a: {kind: util.sequense}\n", "spec::unknown-kind", "did you mean `util.sequence`");
     config_error("stages:\n  s: {kind: util.sum}\n", "spec::missing-input", "needs input `x`");
     config_error(

@@ -330,7 +330,9 @@ mod resource_tests {
         assert_eq!(parse_mem(&json!("4G")), Ok(4096));
         assert_eq!(parse_mem(&json!("1.5gb")), Ok(1536));
         assert_eq!(parse_mem(&json!("100K")), Ok(1));
-        assert!(parse_mem(&json!("0")).is_err() && parse_mem(&json!("lots")).is_err() && parse_mem(&json!(-1)).is_err());
+        assert!(
+            parse_mem(&json!("0")).is_err() && parse_mem(&json!("lots")).is_err() && parse_mem(&json!(-1)).is_err()
+        );
         assert_eq!(parse_time(&json!(30)), Ok(1800));
         assert_eq!(parse_time(&json!("10:30")), Ok(630));
         assert_eq!(parse_time(&json!("2:00:00")), Ok(7200));
