@@ -25,6 +25,15 @@ stop() {
     done
 }
 
+# Daemons of another state directory (another checkout's Slurm): this configuration replaces them.
+stop_others() {
+    if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+        pkill -x slurmd || true
+        pkill -x slurmctld || true
+        for _ in $(seq 50); do pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break; sleep 0.1; done
+    fi
+}
+
 case "${1:-start}" in
 stop) stop; echo "slurm: stopped"; exit 0 ;;
 status) sinfo; exit 0 ;;
@@ -81,9 +90,11 @@ mkdir -p /etc/slurm
 if [ ! -f /etc/slurm/slurm.conf ] || [ "$(cat /etc/slurm/slurm.conf)" != "$conf" ]; then
     printf '%s\n' "$conf" >/etc/slurm/slurm.conf
     stop # a changed configuration needs fresh daemons
+    stop_others
 fi
 
 alive() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+alive ctld || stop_others
 alive ctld || slurmctld
 alive d || slurmd
 for _ in $(seq 100); do
