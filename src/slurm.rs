@@ -479,8 +479,15 @@ impl Executor for Slurm {
                     )));
                 }
             };
-            let response =
-                std::fs::read(&resp_path).ok().and_then(|b| serde_json::from_slice::<WorkerResponse>(&b).ok());
+            let read =
+                || std::fs::read(&resp_path).ok().and_then(|b| serde_json::from_slice::<WorkerResponse>(&b).ok());
+            let mut response = read();
+            // A shared filesystem may show the worker's response a little after the job ended.
+            let until = Instant::now() + Duration::from_secs(30);
+            while response.is_none() && state == "COMPLETED" && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(200));
+                response = read();
+            }
             if RETRIED.contains(&state.as_str()) && attempt < self.opts.retries {
                 attempt += 1;
                 tracing::warn!(

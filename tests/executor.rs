@@ -27,7 +27,7 @@ fn the_process_executor_gives_the_keys_and_objects_of_in_process() {
     assert_eq!(with_status(&r, "ran"), ["a", "c", "d"]);
     t.pipeline(&format!("executor: {{kind: cluster}}\n{DIAMOND}"));
     let e = t.run(&["run", "p.yaml"]).code(2);
-    assert!(e.stderr.contains("the executors are `in-process` and `process`"), "{}", e.stderr);
+    assert!(e.stderr.contains("the executors are `in-process`, `process` and `slurm`"), "{}", e.stderr);
 }
 
 const ABORTS: &str = r#"
