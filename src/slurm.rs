@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -160,18 +160,12 @@ struct PollState {
 struct Poller {
     state: Mutex<PollState>,
     cv: Condvar,
-    polls: AtomicU64,
     interval: Duration,
 }
 
 impl Poller {
     fn start(interval: Duration) -> Arc<Self> {
-        let p = Arc::new(Self {
-            state: Mutex::new(PollState::default()),
-            cv: Condvar::new(),
-            polls: AtomicU64::new(0),
-            interval,
-        });
+        let p = Arc::new(Self { state: Mutex::new(PollState::default()), cv: Condvar::new(), interval });
         let weak: Weak<Self> = Arc::downgrade(&p);
         std::thread::Builder::new()
             .name("s2r-slurm-poll".into())
@@ -180,7 +174,6 @@ impl Poller {
                 let ids = p.state.lock().expect("poll state").watched.clone();
                 if !ids.is_empty() {
                     let answer = squeue(&ids);
-                    p.polls.fetch_add(1, Ordering::Relaxed);
                     let mut st = p.state.lock().expect("poll state");
                     match answer {
                         Ok(listed) => {
@@ -284,7 +277,6 @@ pub struct Slurm {
     poller: Arc<Poller>,
     /// Jobs of this run not yet finished (for cancel).
     live: Mutex<Vec<String>>,
-    submitted: AtomicU64,
 }
 
 impl Slurm {
@@ -300,17 +292,7 @@ impl Slurm {
         let lean = std::env::var_os("S2R_WORKER").map(PathBuf::from).unwrap_or_else(|| this.clone());
         let torch = if cfg!(feature = "torch") { Some(lean.clone()) } else { torch_worker() };
         let poller = Poller::start(opts.poll);
-        Ok(Self { opts, lean, torch, poller, live: Mutex::new(Vec::new()), submitted: AtomicU64::new(0) })
-    }
-
-    /// `squeue` calls so far (one per poll, whatever the number of jobs).
-    pub fn polls(&self) -> u64 {
-        self.poller.polls.load(Ordering::Relaxed)
-    }
-
-    /// Jobs submitted so far (resubmissions included).
-    pub fn submitted(&self) -> u64 {
-        self.submitted.load(Ordering::Relaxed)
+        Ok(Self { opts, lean, torch, poller, live: Mutex::new(Vec::new()) })
     }
 
     fn sbatch(&self, req: &Request<'_>, script: &Path, log: &Path, cancel: &AtomicBool) -> Result<String, Failure> {
@@ -350,7 +332,6 @@ impl Slurm {
                 if id.is_empty() {
                     return Err(Failure::Failed(format!("sbatch printed no job id: {stdout} {stderr}")));
                 }
-                self.submitted.fetch_add(1, Ordering::Relaxed);
                 return Ok(id);
             }
             // The controller down or busy: try again; a rejected job (bad partition, resources
