@@ -31,7 +31,7 @@ use crate::event::STATE_CHANGE;
 use crate::exec::{Executor, Failure, Request};
 use crate::spec::slurm_time;
 use crate::store::{ObjectRef, Store};
-use crate::worker::{outputs_in, request_of, signal_name, torch_worker, WorkerResponse};
+use crate::worker::{forward_progress_line, outputs_in, request_of, signal_name, tail, torch_worker, WorkerResponse};
 
 /// How jobs are submitted and watched.
 #[derive(Debug, Clone)]
@@ -351,17 +351,6 @@ impl Slurm {
     }
 }
 
-/// The log's last `n` lines that are not progress lines.
-fn log_tail(path: &Path, n: usize) -> String {
-    let mut s = String::new();
-    let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s));
-    let lines: Vec<&str> = s
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("{\"message\"") && !l.starts_with("{\"progress\""))
-        .collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// Forwards the worker's new progress lines in the job log, from `offset` on.
 fn forward_progress(log: &Path, offset: &mut u64, progress: &ProgressFn) {
     let Ok(mut f) = std::fs::File::open(log) else { return };
@@ -375,11 +364,7 @@ fn forward_progress(log: &Path, offset: &mut u64, progress: &ProgressFn) {
     // Only whole lines.
     let Some(end) = s.rfind('\n') else { return };
     for line in s[..end].lines() {
-        if let Ok(v) = serde_json::from_str::<Value>(line) {
-            if let Some(p) = v["progress"].as_f64() {
-                progress(p, v["message"].as_str().unwrap_or(""));
-            }
-        }
+        forward_progress_line(line, progress);
     }
     *offset += end as u64 + 1;
 }
@@ -483,7 +468,7 @@ impl Executor for Slurm {
                 continue;
             }
             let what = |extra: String| {
-                let t = log_tail(&log, 8);
+                let t = tail(&log, 8);
                 let reason = if reason.is_empty() || reason == "None" { String::new() } else { format!(" ({reason})") };
                 failed(format!(
                     "Slurm job {job} {state}{reason}{extra}{}",

@@ -201,10 +201,26 @@ impl Default for Process {
     }
 }
 
-fn tail(path: &Path, n: usize) -> String {
+/// A worker's progress line (`{"progress": 0.4, "message": "…"}`) passed on to `progress`; whether
+/// `line` was one.
+pub fn forward_progress_line(line: &str, progress: &ProgressFn) -> bool {
+    match serde_json::from_str::<Value>(line).ok().and_then(|v| Some((v["progress"].as_f64()?, v))) {
+        Some((f, v)) => {
+            progress(f, v["message"].as_str().unwrap_or(""));
+            true
+        }
+        None => false,
+    }
+}
+
+/// The last `n` non-empty lines of a worker's output that are not progress lines.
+pub fn tail(path: &Path, n: usize) -> String {
     let mut s = String::new();
     let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s));
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("{\"message\"") && !l.starts_with("{\"progress\""))
+        .collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
@@ -244,11 +260,7 @@ impl Executor for Process {
         let stdout = child.stdout.take().expect("piped stdout");
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if let Some(f) = v["progress"].as_f64() {
-                        progress(f, v["message"].as_str().unwrap_or(""));
-                    }
-                }
+                forward_progress_line(&line, &progress);
             }
         });
         let mut asked_to_stop = false;
