@@ -15,14 +15,14 @@ pub fn ratings_by_user(r: &Ratings) -> BTreeMap<u32, HashMap<u32, f32>> {
 }
 
 /// Each user's ratings of items in `index` (item id → position in the pool) in time order, as
-/// sessions of exactly `t` steps (a shorter tail is dropped): (positions, `reward(rating)`).
+/// sessions of exactly `t` steps (a shorter tail is dropped): (user, positions, `reward(rating)`).
 /// Users in id order; ties in time keep the ratings' order.
 pub fn logged_sessions(
     r: &Ratings,
     index: &HashMap<u32, i64>,
     reward: impl Fn(f32) -> f32,
     t: usize,
-) -> Vec<(Vec<i64>, Vec<f32>)> {
+) -> Vec<(u32, Vec<i64>, Vec<f32>)> {
     let mut by_user: BTreeMap<u32, Vec<(i64, i64, f32)>> = BTreeMap::new();
     for k in 0..r.len() {
         if let Some(&i) = index.get(&r.item[k]) {
@@ -30,11 +30,11 @@ pub fn logged_sessions(
         }
     }
     let mut logs = Vec::new();
-    for (_, mut v) in by_user {
+    for (user, mut v) in by_user {
         v.sort_by_key(|x| x.0);
         for chunk in v.chunks(t) {
             if chunk.len() == t {
-                logs.push((chunk.iter().map(|x| x.1).collect(), chunk.iter().map(|x| x.2).collect()));
+                logs.push((user, chunk.iter().map(|x| x.1).collect(), chunk.iter().map(|x| x.2).collect()));
             }
         }
     }
@@ -53,7 +53,7 @@ mod tests {
         }
         let index: HashMap<u32, i64> = [(10, 0), (11, 1), (12, 2)].into_iter().collect();
         // User 1 has one rating (< t); user 2 has 11 (ts 1), 12 (ts 2), 10 (ts 3); item 99 is not in the pool.
-        assert_eq!(logged_sessions(&r, &index, |y| y / 5.0, 2), vec![(vec![1, 2], vec![0.8, 0.6])]);
+        assert_eq!(logged_sessions(&r, &index, |y| y / 5.0, 2), vec![(2, vec![1, 2], vec![0.8, 0.6])]);
         let by = ratings_by_user(&r);
         assert_eq!(by.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(by[&2][&12], 3.0);

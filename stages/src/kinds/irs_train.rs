@@ -76,6 +76,12 @@ const PARAMS: &[ParamDoc] = &[
         help: "weight of a CQL term on real-log batches (logsumexp Q − Q of the logged item)",
     },
     ParamDoc {
+        name: "real_negatives",
+        ty: "integer ≥ 0",
+        default: Some("0"),
+        help: "unrated real items per logged step, as actions of reward 0 (the replay reward of an unrated item) whose session goes on as logged",
+    },
+    ParamDoc {
         name: "val_every",
         ty: "integer ≥ 1",
         default: Some("100"),

@@ -94,6 +94,9 @@ pub struct TrainConfig {
     /// Weight of the conservative (CQL) term on real-log batches (0 = none).
     #[serde(default)]
     pub real_conservative: f64,
+    /// Unrated real items sampled per logged step as zero-reward actions (0 = none).
+    #[serde(default = "d_real_negatives")]
+    pub real_negatives: usize,
     /// Rating scale maximum y_max (default: 5 if every rating ≤ 5, else 10).
     #[serde(default)]
     pub rating_max: Option<f32>,
@@ -133,6 +136,9 @@ pub struct TrainConfig {
 }
 fn d_real_bootstrap() -> Bootstrap {
     Bootstrap::Logged
+}
+fn d_real_negatives() -> usize {
+    0
 }
 fn d_item_bias() -> bool {
     false

@@ -22,7 +22,7 @@ use crate::neural::irs::episode::{Domain, Episode, Side};
 use crate::neural::irs::joint::Joint;
 use crate::neural::irs::qnet::{ItemBias, QNet};
 use crate::neural::irs::rollout::rollout;
-use crate::neural::irs::train::{train, CurveRow, DeltaROptions, Snapshot, TrainOptions};
+use crate::neural::irs::train::{train, CurveRow, DeltaROptions, Negatives, Snapshot, TrainOptions};
 use crate::neural::torch::{load_weights, read_safetensors, tch_device, weights_bytes};
 
 /// Item vectors of `name`: normalised to unit mean norm (`Domain::new`), or as stored (`raw`).
@@ -139,8 +139,8 @@ fn greedy_sessions(
         .collect()
 }
 
-fn episodes(logs: Vec<(Vec<i64>, Vec<f32>)>) -> Vec<Episode> {
-    logs.into_iter().map(|(actions, rewards)| Episode { actions, rewards }).collect()
+fn episodes(logs: &[(u32, Vec<i64>, Vec<f32>)]) -> Vec<Episode> {
+    logs.iter().map(|(_, actions, rewards)| Episode { actions: actions.clone(), rewards: rewards.clone() }).collect()
 }
 
 /// `irs.train`: simulated users from `sim`, real logs from `real_train`, the method's vectors
@@ -197,10 +197,26 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     }
     // Real logs: each shared user's real ratings in time order, cut into sessions of T.
     let real_index: HashMap<u32, i64> = real_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
-    let logs = episodes(logged_sessions(&real_r, &real_index, to_reward, p.session_len));
+    let logged = logged_sessions(&real_r, &real_index, to_reward, p.session_len);
+    let logs = episodes(&logged);
+    // For negatives: each log's user's rated positions in `real_train` (all of them, not only the
+    // session's), so a sampled item is one the replayed user would answer with 0.
+    let real_negatives = (p.real_negatives > 0).then(|| {
+        let mut rated: HashMap<u32, Vec<i64>> = HashMap::new();
+        for k in 0..real_r.len() {
+            if let Some(&i) = real_index.get(&real_r.item[k]) {
+                rated.entry(real_r.user[k]).or_default().push(i);
+            }
+        }
+        for v in rated.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Negatives { per_step: p.real_negatives, rated: logged.iter().map(|l| rated[&l.0].clone()).collect() }
+    });
     // The sim users' own logged sessions, for `clf_sim_data: logs`.
     let sim_logs = if p.clf_sim_data == ClfSimData::Logs {
-        let l = episodes(logged_sessions(&sim_r, &sim_index, to_reward, p.session_len));
+        let l = episodes(&logged_sessions(&sim_r, &sim_index, to_reward, p.session_len));
         if l.is_empty() {
             return Err(StageError::Data(format!(
                 "`clf_sim_data: logs` needs sim users with ≥ {} ratings; `sim` has none",
@@ -223,6 +239,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         item_bias: p.item_bias,
         real_bootstrap: p.real_bootstrap,
         real_conservative: p.real_conservative,
+        real_negatives,
         seed: p.seed,
         delta_r: p.has_delta_r().then_some(DeltaROptions {
             alpha: p.alpha,

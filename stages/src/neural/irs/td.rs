@@ -27,7 +27,9 @@ fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
 /// Huber TD loss of `episodes` in `dom` (γ-discounted; the next state valued as `rule.bootstrap`
 /// says; plus the CQL term when `rule.conservative` > 0).
 /// `bonus` (`B × T`, e.g. α·Δr) is added to the rewards of the TD target only: the LSTM still
-/// sees the observed rewards.
+/// sees the observed rewards. `negatives` (`B × T × k` items and their 0/1 weights) are extra
+/// actions of reward 0 at each step, whose target is the step's discounted next value (the
+/// session goes on as logged); their Huber loss (weighted mean) is added.
 pub fn td_loss(
     net: &QNet,
     target: &QNet,
@@ -35,6 +37,7 @@ pub fn td_loss(
     eps: &[Episode],
     rule: TdRule,
     bonus: Option<&Tensor>,
+    negatives: Option<&(Tensor, Tensor)>,
 ) -> Tensor {
     let TdRule { gamma, bootstrap, conservative } = rule;
     let dev = dom.items.device();
@@ -44,7 +47,7 @@ pub fn td_loss(
     let s = net.states(&dom.items, &actions, &rewards); // B × (T+1) × H
     let q = net.q(&s.narrow(1, 0, t), dom); // B × T × n
     let q_sa = q.gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
-    let next = tch::no_grad(|| {
+    let (next, future) = tch::no_grad(|| {
         let st = target.states(&dom.items, &actions, &rewards);
         let qn = target.q(&st.narrow(1, 1, t), dom); // Q_target(s_{t+1}, ·)
         let best = match bootstrap {
@@ -71,9 +74,16 @@ pub fn td_loss(
             Some(x) => &rewards + x,
             None => rewards.shallow_clone(),
         };
-        r + best * terminal * gamma
+        let future = best * terminal * gamma;
+        (r + &future, future)
     });
-    let td = q_sa.huber_loss(&next, tch::Reduction::Mean, 1.0);
+    let mut td = q_sa.huber_loss(&next, tch::Reduction::Mean, 1.0);
+    if let Some((neg, w)) = negatives {
+        let q_neg = q.gather(2, neg, false); // B × T × k
+        let target_neg = future.unsqueeze(-1).expand_as(&q_neg);
+        let per = q_neg.huber_loss(&target_neg, tch::Reduction::None, 1.0) * w;
+        td += per.sum(Kind::Float) / w.sum(Kind::Float).clamp_min(1.0);
+    }
     if conservative > 0.0 {
         // CQL(H) (Kumar et al. 2020): push down a soft maximum of Q over the pool and up the
         // logged action. Logged sessions hold rated items only, so without it nothing tells the

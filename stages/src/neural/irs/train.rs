@@ -44,6 +44,8 @@ pub struct TrainOptions {
     pub real_bootstrap: Bootstrap,
     /// Weight of the conservative (CQL) term on real-log batches (0 = none).
     pub real_conservative: f64,
+    /// Unrated items as zero-reward actions of the real-log batches, when set.
+    pub real_negatives: Option<Negatives>,
     /// Seed.
     pub seed: u64,
     /// Dynamics adaptation (Δr), when the method has it.
@@ -67,6 +69,39 @@ pub struct DeltaROptions {
     /// time order, every step rated) with the real logs, instead of sim rollouts (mostly unrated
     /// steps) — and Δr then applies to rated sim steps only (r > 0), the only kind both saw.
     pub sim_logs: Option<Vec<Episode>>,
+}
+
+/// Negative sampling on the real logs (as SNQN, Xin et al. 2022, does for Q-learning on logged
+/// sessions): at every logged step, `per_step` items the log's user did not rate become extra
+/// actions with reward 0 — exactly what the replay reward pays for an unrated item — and the
+/// session goes on as logged (their target bootstraps from the logged next state). The logs alone
+/// hold rated items only, so nothing else tells Q which real items go unrated.
+#[derive(Debug, Clone)]
+pub struct Negatives {
+    /// Items sampled per logged step.
+    pub per_step: usize,
+    /// For each real log (in the logs' order), the positions its user rated, sorted.
+    pub rated: Vec<Vec<i64>>,
+}
+
+impl Negatives {
+    /// `B × T × per_step` sampled unrated positions of `n` items for the logs `picked`, and
+    /// their weights (0 where a user rated so much that no unrated item was found).
+    fn sample(&self, picked: &[usize], t: usize, n: i64, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
+        let k = self.per_step;
+        let mut items = Vec::with_capacity(picked.len() * t * k);
+        let mut weights = Vec::with_capacity(items.capacity());
+        for &l in picked {
+            let rated = &self.rated[l];
+            for _ in 0..t * k {
+                let found = (0..100).map(|_| rng.random_range(0..n)).find(|a| rated.binary_search(a).is_err());
+                items.push(found.unwrap_or(0));
+                weights.push(if found.is_some() { 1f32 } else { 0.0 });
+            }
+        }
+        let shape = [picked.len() as i64, t as i64, k as i64];
+        (Tensor::from_slice(&items).view(shape), Tensor::from_slice(&weights).view(shape))
+    }
 }
 
 /// One row of the training curves.
@@ -219,8 +254,13 @@ pub fn train(
                 n_items: n_real,
                 side: Side::Real,
             };
-            let batch: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
-            td_loss(&net, &target, &dom, &batch, real_rule, None)
+            let picked: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..logs.len())).collect();
+            let batch: Vec<Episode> = picked.iter().map(|&l| logs[l].clone()).collect();
+            let neg = o.real_negatives.as_ref().map(|ng| {
+                let (a, w) = ng.sample(&picked, o.session_len, n_real, &mut rng);
+                (a.to_device(device), w.to_device(device))
+            });
+            td_loss(&net, &target, &dom, &batch, real_rule, None, neg.as_ref())
         } else {
             let batch: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
             let bonus = match (&clf, &o.delta_r) {
@@ -236,7 +276,7 @@ pub fn train(
                 }
                 _ => None,
             };
-            td_loss(&net, &target, &sim_dom, &batch, sim_rule, bonus.as_ref())
+            td_loss(&net, &target, &sim_dom, &batch, sim_rule, bonus.as_ref(), None)
         };
         row.td_loss = finite(&loss, "TD loss", it)?;
         match (&items.maps, mopt.as_mut()) {
@@ -295,6 +335,7 @@ mod tests {
             item_bias: true,
             real_bootstrap: Bootstrap::Logged,
             real_conservative: 1.0,
+            real_negatives: None,
             seed: 1,
             delta_r: delta_r.then_some(DeltaROptions {
                 alpha: 0.8,
