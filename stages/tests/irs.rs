@@ -66,6 +66,7 @@ fn dqn_r_learns_on_ml_latest_small_and_beats_random() {
         k_interval: 0,
         hidden: 64,
         item_bias: false,
+        item_bias_lr: 1e-3,
         real_bootstrap: s2r_stages::neural::irs::td::Bootstrap::Logged,
         real_conservative: 0.0,
         real_negatives: None,
@@ -205,6 +206,7 @@ fn dqn_r_beats_mf_and_most_popular_where_the_session_reveals_the_taste() {
         k_interval: 3,
         hidden: 32,
         item_bias: false,
+        item_bias_lr: 1e-3,
         real_bootstrap: Bootstrap::Logged,
         real_conservative: 0.0,
         real_negatives: None,
@@ -270,11 +272,10 @@ fn dqn_r_beats_mf_and_most_popular_where_the_session_reveals_the_taste() {
 /// nothing transfers and only the real logs can show popularity. The logs hold rated items only:
 /// without negatives every logged item looks as good as any other; with 4 unrated items per
 /// logged step as zero-reward actions, the real pool's per-item bias learns the rating rate.
-/// Every batch is a logged one here (`k_interval: 1`): at the default `k_interval: 3` and
-/// lr 0.001 the biases move too little in 600 iterations (measured at `k_interval: 2`: 0.236 with
-/// negatives vs 0.205 without, and 0.431 at lr 0.01), so this tests the mechanism, not the budget. It
-/// still reaches only ~60 % of most-popular (0.633): the item term, fitted to noise vectors, is
-/// not overridden by biases that move ≤ lr per step.
+/// The biases learn at 0.01 (`item_bias_lr`; with Adam a bias moves ≤ ~lr per step, and only in
+/// the real batches, every third iteration): measured here, with negatives 0.156 / 0.475 / 0.512
+/// at a bias rate of 0.001 / 0.01 / 0.03, against 0.187 / 0.237 / 0.173 without; most-popular
+/// 0.633, random 0.221. The item term, fitted to the noise vectors, keeps it below most-popular.
 #[test]
 fn negatives_teach_q_which_real_items_go_unrated() {
     use rand::seq::SliceRandom;
@@ -335,9 +336,10 @@ fn negatives_teach_q_which_real_items_go_unrated() {
         gamma: 0.9,
         lr: 1e-3,
         target_every: 50,
-        k_interval: 1,
+        k_interval: 3,
         hidden: 32,
         item_bias: true,
+        item_bias_lr: 1e-2,
         real_bootstrap: Bootstrap::Logged,
         real_conservative: 0.0,
         real_negatives: None,
@@ -376,6 +378,7 @@ fn negatives_teach_q_which_real_items_go_unrated() {
         pool[..t].to_vec()
     });
     eprintln!("validation reward: with negatives {with:.4}, without {without:.4}, most popular {popular:.4}, random {random:.4}");
-    assert!(with > without + 0.08, "negatives {with} vs none {without}");
-    assert!(with > random + 0.12, "negatives {with} vs random {random}");
+    assert!(with > without + 0.15, "negatives {with} vs none {without}");
+    assert!(with > random + 0.15, "negatives {with} vs random {random}");
+    assert!(with > 0.6 * popular, "negatives {with} vs most popular {popular}");
 }

@@ -45,6 +45,12 @@ const PARAMS: &[ParamDoc] = &[
         help: "per-item bias of each pool in Q (the real one learns from the logs); false: a scalar bias",
     },
     ParamDoc {
+        name: "item_bias_lr",
+        ty: "number > 0",
+        default: Some("lr"),
+        help: "Adam learning rate of the per-item biases (each moves only when its item is in a batch)",
+    },
+    ParamDoc {
         name: "rating_max",
         ty: "number",
         default: Some("5 or 10 from the data"),

@@ -88,6 +88,9 @@ pub struct TrainConfig {
     /// Per-item biases b_a of each pool in Q (else a scalar b only).
     #[serde(default = "d_item_bias")]
     pub item_bias: bool,
+    /// Adam learning rate of the per-item biases (`item_bias`; default: `lr`).
+    #[serde(default)]
+    pub item_bias_lr: Option<f64>,
     /// How the real-log batches' TD targets value the next state.
     #[serde(default = "d_real_bootstrap")]
     pub real_bootstrap: Bootstrap,
@@ -206,6 +209,7 @@ impl TrainConfig {
             || p.session_len == 0
             || p.hidden < 1
             || p.lr <= 0.0
+            || p.item_bias_lr.is_some_and(|r| r.is_nan() || r <= 0.0)
             || !(0.0..1.0).contains(&p.gamma)
             || !p.alpha.is_finite()
             || p.clf_noise < 0.0
@@ -216,7 +220,7 @@ impl TrainConfig {
             || p.real_conservative.is_nan()
             || p.real_conservative < 0.0
         {
-            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative` ≥ 0".into());
+            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative` ≥ 0".into());
         }
         Ok(())
     }

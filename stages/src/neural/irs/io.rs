@@ -237,6 +237,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         k_interval: p.k_interval,
         hidden: p.hidden,
         item_bias: p.item_bias,
+        item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
         real_bootstrap: p.real_bootstrap,
         real_conservative: p.real_conservative,
         real_negatives,

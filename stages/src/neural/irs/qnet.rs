@@ -14,6 +14,9 @@ use tch::Tensor;
 
 use crate::neural::irs::episode::{Domain, Side};
 
+/// The optimizer parameter group of the per-item biases (every other variable is in group 0).
+pub const BIAS_GROUP: usize = 1;
+
 /// Pool sizes of the per-item biases (`None`: no bias for that side).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ItemBias {
@@ -35,15 +38,16 @@ pub struct QNet {
 
 impl QNet {
     /// Layers under `p` for item vectors of width `d`, an LSTM of width `hidden` and the per-item
-    /// biases `bias` (variables `b_sim`, `b_real`, zero at start).
+    /// biases `bias` (variables `b_sim`, `b_real`, zero at start, in parameter group
+    /// [`BIAS_GROUP`] so they can learn at their own rate).
     pub fn new(p: &nn::Path, d: i64, hidden: i64, bias: ItemBias) -> Self {
         Self {
             lstm: nn::lstm(p / "lstm", d + 1, hidden, Default::default()),
             g: nn::linear(p / "g", hidden, d, Default::default()),
             w: nn::linear(p / "w", d, d, nn::LinearConfig { bias: false, ..Default::default() }),
             b: p.zeros("b", &[1]),
-            b_sim: bias.sim.map(|n| p.zeros("b_sim", &[n])),
-            b_real: bias.real.map(|n| p.zeros("b_real", &[n])),
+            b_sim: bias.sim.map(|n| p.set_group(BIAS_GROUP).zeros("b_sim", &[n])),
+            b_real: bias.real.map(|n| p.set_group(BIAS_GROUP).zeros("b_real", &[n])),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::api::error::StageError;
 use crate::neural::irs::dynamics::DynClf;
 use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use crate::neural::irs::joint::{Items, Joint, Maps};
-use crate::neural::irs::qnet::{ItemBias, QNet};
+use crate::neural::irs::qnet::{ItemBias, QNet, BIAS_GROUP};
 use crate::neural::irs::rollout::rollout;
 use crate::neural::irs::td::{td_loss, Bootstrap, TdRule};
 use crate::neural::layers::dann_lambda;
@@ -40,6 +40,8 @@ pub struct TrainOptions {
     pub hidden: i64,
     /// Per-item biases b_a of each pool in Q (else a scalar b only).
     pub item_bias: bool,
+    /// Adam learning rate of the per-item biases.
+    pub item_bias_lr: f64,
     /// How the real-log batches' TD targets value the next state.
     pub real_bootstrap: Bootstrap,
     /// Weight of the conservative (CQL) term on real-log batches (0 = none).
@@ -188,6 +190,10 @@ pub fn train(
     to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
     tvs.copy(&vs).map_err(failed)?;
     let mut opt = nn::Adam::default().build(&vs, o.lr).map_err(failed)?;
+    if o.item_bias {
+        // A bias moves only when its item is in a batch, by at most ~lr per step under Adam.
+        opt.set_lr_group(BIAS_GROUP, o.item_bias_lr);
+    }
     let mut copt = match &o.delta_r {
         Some(dr) => Some(nn::Adam::default().build(&cvs, dr.lr).map_err(failed)?),
         None => None,
@@ -333,6 +339,7 @@ mod tests {
             k_interval: 2,
             hidden: 8,
             item_bias: true,
+            item_bias_lr: 1e-2,
             real_bootstrap: Bootstrap::Logged,
             real_conservative: 1.0,
             real_negatives: None,
