@@ -4,6 +4,7 @@
 //! - [`api`]: what a stage is — the [`Stage`] trait, [`Context`], artifacts, params, errors, devices;
 //! - [`registry`], [`fingerprint`]: kind name → stage and its build-time code fingerprint;
 //! - the library: [`data`] (ratings, items, tables, parsers, sessions, split, synthetic world),
+//!   [`env`] (the environment interface: replay, and interactive worlds with known dynamics),
 //!   [`numerics`] (linear algebra, SVD, k-means, statistics), [`eval`] (metrics and tables),
 //!   [`report`] (summaries and charts), [`neural`] (DARec and the interactive recommender, with
 //!   libtorch behind the `torch` feature);
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod data;
+pub mod env;
 pub mod eval;
 pub mod fingerprint;
 pub mod kinds;

@@ -12,6 +12,7 @@ use s2r_stages::api::stage::Stage;
 use s2r_stages::data::items::Items;
 use s2r_stages::data::ratings::Ratings;
 use s2r_stages::data::split::split;
+use s2r_stages::env::session::Replay;
 use s2r_stages::eval::metrics::{session, summarize, Rule};
 use s2r_stages::kinds::data_split::config as split_config;
 use s2r_stages::neural::irs::episode::{Domain, Side};
@@ -95,7 +96,8 @@ fn dqn_r_learns_on_ml_latest_small_and_beats_random() {
     let idx: Vec<usize> = (0..users.len()).collect();
     let reward =
         |u: usize, a: i64| test[&users[u]].get(&fr.items[a as usize]).map_or(0.0, |&y| rule.reward_of(y) as f32);
-    let sessions = greedy_with_feedback(&vs, &real, &idx, 32, 64, ItemBias::default(), &reward);
+    let sessions =
+        greedy_with_feedback(&vs, &real, &idx, 32, 64, ItemBias::default(), &Replay::new(idx.len(), &reward));
     let dqn = summarize(
         &sessions
             .iter()
@@ -214,13 +216,20 @@ fn dqn_r_beats_mf_and_most_popular_where_the_session_reveals_the_taste() {
         delta_r: None,
     };
     let sim_reward = |u: usize, a: i64| sim_users[u].get(&(a as u32)).map_or(0.0, |&y| rule.reward_of(y) as f32);
-    let trained =
-        train(&sim, sim_users.len(), &sim_reward, Some((&real, &logs)), &opts, None, tch::Device::Cpu, &|_| Ok(()))
-            .unwrap();
+    let trained = train(
+        &sim,
+        &Replay::new(sim_users.len(), &sim_reward),
+        Some((&real, &logs)),
+        &opts,
+        None,
+        tch::Device::Cpu,
+        &|_| Ok(()),
+    )
+    .unwrap();
     let bias = ItemBias::default();
     let idx: Vec<usize> = (0..val.len()).collect();
     let feedback = |u: usize, a: i64| val[u].get(&(a as u32)).map_or(0.0, |&y| rule.reward_of(y) as f32);
-    let sessions = greedy_with_feedback(&trained.vs, &real, &idx, t, 32, bias, &feedback);
+    let sessions = greedy_with_feedback(&trained.vs, &real, &idx, t, 32, bias, &Replay::new(idx.len(), &feedback));
     let score = |recs: &dyn Fn(usize) -> Vec<u32>| {
         summarize(&(0..val.len()).map(|u| session(&recs(u), &val[u], rule, t)).collect::<Vec<_>>()).reward
     };
@@ -354,10 +363,17 @@ fn negatives_teach_q_which_real_items_go_unrated() {
         summarize(&(0..val.len()).map(|u| session(&recs(u), &val[u], rule, t)).collect::<Vec<_>>()).reward
     };
     let policy = |o: &TrainOptions| {
-        let trained =
-            train(&sim, sim_users.len(), &sim_reward, Some((&real, &logs)), o, None, tch::Device::Cpu, &|_| Ok(()))
-                .unwrap();
-        let sessions = greedy_with_feedback(&trained.vs, &real, &idx, t, 32, bias, &feedback);
+        let trained = train(
+            &sim,
+            &Replay::new(sim_users.len(), &sim_reward),
+            Some((&real, &logs)),
+            o,
+            None,
+            tch::Device::Cpu,
+            &|_| Ok(()),
+        )
+        .unwrap();
+        let sessions = greedy_with_feedback(&trained.vs, &real, &idx, t, 32, bias, &Replay::new(idx.len(), &feedback));
         score(&|u| sessions[u].iter().map(|&a| a as u32).collect())
     };
     let without = policy(&opts);

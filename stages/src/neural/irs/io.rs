@@ -15,6 +15,7 @@ use crate::api::error::StageError;
 use crate::data::ratings::Ratings;
 use crate::data::sessions::{logged_sessions, ratings_by_user};
 use crate::data::table::{batch, column, f64_column, read_vectors, vectors};
+use crate::env::session::Replay;
 use crate::eval::metrics::{infer_y_max, session, summarize, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::metric_tables;
 use crate::neural::irs::config::{ClfSimData, EvalConfig, Method, TrainConfig};
@@ -129,7 +130,7 @@ fn greedy_sessions(
     let idx: Vec<usize> = (0..users.len()).collect();
     let reward = |u: usize, a: i64| by_user[users[u]].get(&ids[a as usize]).map_or(0.0, |&y| feedback(y));
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    let sessions = rollout(net, dom, &idx, t, 0.0, &mut rng, &reward);
+    let sessions = rollout(net, dom, &Replay::new(users.len(), &reward), &idx, t, 0.0, &mut rng, 0);
     sessions
         .iter()
         .zip(users)
@@ -279,7 +280,8 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         }
         Ok(())
     };
-    let trained = train(&sim, users.len(), &reward, Some((&real, &logs)), &opts, joint.as_ref(), device, &report)?;
+    let trained =
+        train(&sim, &Replay::new(users.len(), &reward), Some((&real, &logs)), &opts, joint.as_ref(), device, &report)?;
     ctx.check_cancelled()?;
     let (vs, curves) = (&trained.vs, &trained.curves);
     let f = |k: fn(&CurveRow) -> f64| Arc::new(Float64Array::from(curves.iter().map(k).collect::<Vec<_>>()));

@@ -6,20 +6,24 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, RNN};
 use tch::{Kind, Tensor};
 
+use crate::env::session::Env;
 use crate::neural::irs::episode::{Domain, Episode};
 use crate::neural::irs::qnet::{ItemBias, QNet};
 
 /// Runs `users.len()` sessions of length `t` at once: ε-greedy over `dom`'s items (no repeats),
-/// rewards from `reward(user_index, item) `.
+/// served by `env` (its response stream `stream`); the policy observes each reward.
+#[allow(clippy::too_many_arguments)] // the policy, the pool, the environment and the exploration
 pub fn rollout(
     net: &QNet,
     dom: &Domain,
+    env: &dyn Env,
     users: &[usize],
     t: usize,
     epsilon: f64,
     rng: &mut ChaCha8Rng,
-    reward: &dyn Fn(usize, i64) -> f32,
+    stream: u64,
 ) -> Vec<Episode> {
+    let mut session = env.start(users, stream);
     let dev = dom.items.device();
     let b = users.len() as i64;
     let mut state = net.lstm.zero_state(b);
@@ -34,8 +38,7 @@ pub fn rollout(
                 Vec::<i64>::try_from(&q.argmax(1, false).to_device(tch::Device::Cpu)).expect("int tensor");
             let taken = Vec::<bool>::try_from(&mask.to_device(tch::Device::Cpu).view([-1])).expect("bool tensor");
             let mut acts = Vec::with_capacity(users.len());
-            let mut rews = Vec::with_capacity(users.len());
-            for (i, &u) in users.iter().enumerate() {
+            for i in 0..users.len() {
                 let a = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
                     loop {
                         let a = rng.random_range(0..dom.n_items);
@@ -46,11 +49,13 @@ pub fn rollout(
                 } else {
                     greedy[i]
                 };
-                let r = reward(u, a);
-                eps[i].actions.push(a);
-                eps[i].rewards.push(r);
                 acts.push(a);
-                rews.push(r);
+            }
+            let mut rews = vec![0f32; users.len()];
+            session.step(&acts, &mut rews);
+            for (e, (&a, &r)) in eps.iter_mut().zip(acts.iter().zip(&rews)) {
+                e.actions.push(a);
+                e.rewards.push(r);
             }
             let a = Tensor::from_slice(&acts).to_device(dev);
             let _ = mask.index_put_(
@@ -69,7 +74,7 @@ pub fn rollout(
     eps
 }
 
-/// Greedy sessions where each user's rewards come from `reward(user_index, item)`.
+/// Greedy sessions of the policy in `net_vs` for `users` of `env` (response stream 0).
 pub fn greedy_with_feedback(
     net_vs: &nn::VarStore,
     dom: &Domain,
@@ -77,12 +82,12 @@ pub fn greedy_with_feedback(
     t: usize,
     hidden: i64,
     bias: ItemBias,
-    reward: &dyn Fn(usize, i64) -> f32,
+    env: &dyn Env,
 ) -> Vec<Vec<i64>> {
     let d = dom.items.size()[1];
     let mut vs = nn::VarStore::new(dom.items.device());
     let net = QNet::new(&vs.root(), d, hidden, bias);
     vs.copy(net_vs).expect("same architecture");
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    rollout(&net, dom, users, t, 0.0, &mut rng, reward).into_iter().map(|e| e.actions).collect()
+    rollout(&net, dom, env, users, t, 0.0, &mut rng, 0).into_iter().map(|e| e.actions).collect()
 }

@@ -10,6 +10,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use crate::api::error::StageError;
+use crate::env::session::Env;
 use crate::neural::irs::dynamics::DynClf;
 use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use crate::neural::irs::joint::{Items, Joint, Maps};
@@ -156,15 +157,14 @@ fn failed(e: impl std::fmt::Display) -> StageError {
     StageError::Failed(e.to_string())
 }
 
-/// Trains a DQN on simulated users (`sim_reward`) over `sim`, plus logged `real_logs` over `real`
+/// Trains a DQN on the simulated users of `sim_env` over `sim`, plus logged `real_logs` over `real`
 /// every `k_interval` iterations; with `o.delta_r`, the classifiers train on sim replay vs real
 /// logs and sim rewards in the TD targets become r + α·Δr after the warm-up; with `joint`, `sim`
 /// and `real` hold the raw vectors and DARec's maps are fine-tuned with L_rl + L_dom.
 #[allow(clippy::too_many_arguments)] // the domains, the simulator, the options and the hooks
 pub fn train(
     sim: &Domain,
-    n_sim_users: usize,
-    sim_reward: &dyn Fn(usize, i64) -> f32,
+    sim_env: &dyn Env,
     real: Option<(&Domain, &[Episode])>,
     o: &TrainOptions,
     joint: Option<&Joint>,
@@ -172,6 +172,10 @@ pub fn train(
     on_iteration: &dyn Fn(&Snapshot) -> Result<(), StageError>,
 ) -> Result<Trained, StageError> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    let n_sim_users = sim_env.n_users();
+    if n_sim_users == 0 {
+        return Err(StageError::Data("the simulator has no users".into()));
+    }
     let d = sim.items.size()[1];
     let cpu = tch::Device::Cpu;
     let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
@@ -226,7 +230,9 @@ pub fn train(
         let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim, side: Side::Sim };
         let epsilon = (1.0 - it as f64 / (0.5 * o.iterations as f64).max(1.0)).max(0.05);
         let users: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..n_sim_users)).collect();
-        let fresh = rollout(&net, &sim_dom, &users, o.session_len, epsilon, &mut rng, sim_reward);
+        // Each iteration's sessions get their own response stream (of this seed).
+        let stream = o.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ it as u64;
+        let fresh = rollout(&net, &sim_dom, sim_env, &users, o.session_len, epsilon, &mut rng, stream);
         let sim_r = fresh
             .iter()
             .map(|e| e.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / e.rewards.len() as f64)
@@ -315,6 +321,7 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::session::Replay;
 
     fn tiny_world() -> (Domain, Domain, Vec<Episode>) {
         let items = |n: i64, seed: u64| {
@@ -367,10 +374,17 @@ mod tests {
                 Ok(())
             }
         };
-        let err =
-            train(&sim, 5, &|_, _| 0.5, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu, &stop_at_3)
-                .err()
-                .expect("cancelled");
+        let err = train(
+            &sim,
+            &Replay::new(5, &|_, _| 0.5),
+            Some((&real, &logs)),
+            &tiny_options(true),
+            None,
+            tch::Device::Cpu,
+            &stop_at_3,
+        )
+        .err()
+        .expect("cancelled");
         assert!(matches!(err, StageError::Cancelled), "{err}");
         assert_eq!(seen.get(), 4, "iterations 0..=3 reported, nothing after the stop");
     }
@@ -381,8 +395,7 @@ mod tests {
         let nan_reward = |_: usize, a: i64| if a == 3 { f32::NAN } else { 0.5 };
         let err = train(
             &sim,
-            5,
-            &nan_reward,
+            &Replay::new(5, &nan_reward),
             Some((&real, &logs)),
             &tiny_options(false),
             None,
@@ -397,10 +410,17 @@ mod tests {
         for e in &mut bad {
             e.rewards[2] = f32::INFINITY;
         }
-        let err =
-            train(&sim, 5, &|_, _| 0.5, Some((&real, &bad)), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
-                .err()
-                .expect("inf reward in the logs");
+        let err = train(
+            &sim,
+            &Replay::new(5, &|_, _| 0.5),
+            Some((&real, &bad)),
+            &tiny_options(true),
+            None,
+            tch::Device::Cpu,
+            &|_| Ok(()),
+        )
+        .err()
+        .expect("inf reward in the logs");
         assert!(
             matches!(&err, StageError::NonFinite { loss, iteration: 0 } if loss.starts_with("classifier loss")),
             "{err}"
@@ -413,8 +433,16 @@ mod tests {
         let (sim, real, logs) = tiny_world();
         let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
         let run = || {
-            train(&sim, 5, &reward, Some((&real, &logs)), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
-                .unwrap()
+            train(
+                &sim,
+                &Replay::new(5, &reward),
+                Some((&real, &logs)),
+                &tiny_options(true),
+                None,
+                tch::Device::Cpu,
+                &|_| Ok(()),
+            )
+            .unwrap()
         };
         let (a, b) = (run(), run());
         assert!(a
@@ -424,9 +452,17 @@ mod tests {
             .all(|(x, y)| x.td_loss.to_bits() == y.td_loss.to_bits() && x.dr_mean.to_bits() == y.dr_mean.to_bits()));
         assert!(a.curves[..5].iter().all(|c| c.dr_mean == 0.0), "no Δr during the warm-up");
         assert!(a.curves[5..].iter().any(|c| c.dr_std > 0.0), "Δr applied after the warm-up");
-        let err = train(&sim, 5, &reward, Some((&real, &[])), &tiny_options(true), None, tch::Device::Cpu, &|_| Ok(()))
-            .err()
-            .expect("no logs");
+        let err = train(
+            &sim,
+            &Replay::new(5, &reward),
+            Some((&real, &[])),
+            &tiny_options(true),
+            None,
+            tch::Device::Cpu,
+            &|_| Ok(()),
+        )
+        .err()
+        .expect("no logs");
         assert!(err.to_string().contains("real logged sessions"), "{err}");
         // With the classifiers on sim logs (every step rated), Δr touches rated sim steps only.
         let mut o = tiny_options(true);
@@ -435,9 +471,11 @@ mod tests {
             .collect();
         o.delta_r.as_mut().unwrap().sim_logs = Some(sim_logs);
         let zero = |_: usize, _: i64| 0.0;
-        let t = train(&sim, 5, &zero, Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
+        let t =
+            train(&sim, &Replay::new(5, &zero), Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
         assert!(t.curves.iter().all(|c| c.dr_mean == 0.0 && c.dr_std == 0.0), "no rated sim step, no Δr");
-        let t = train(&sim, 5, &reward, Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
+        let t = train(&sim, &Replay::new(5, &reward), Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(()))
+            .unwrap();
         assert!(t.curves[5..].iter().any(|c| c.dr_std > 0.0));
     }
 
@@ -460,7 +498,8 @@ mod tests {
         let on = |dev: tch::Device| {
             let (s, r) =
                 (Domain::new(sim.items.to_device(dev), Side::Sim), Domain::new(real.items.to_device(dev), Side::Real));
-            let t = train(&s, 5, &reward, Some((&r, &logs)), &tiny_options(true), None, dev, &|_| Ok(())).unwrap();
+            let t = train(&s, &Replay::new(5, &reward), Some((&r, &logs)), &tiny_options(true), None, dev, &|_| Ok(()))
+                .unwrap();
             let sessions = crate::neural::irs::rollout::greedy_with_feedback(
                 &t.vs,
                 &r,
@@ -468,7 +507,7 @@ mod tests {
                 8,
                 8,
                 ItemBias { sim: Some(30), real: Some(20) },
-                &|u, a| reward(u, a),
+                &Replay::new(5, &reward),
             );
             (t.curves, sessions)
         };

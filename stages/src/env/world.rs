@@ -1,0 +1,560 @@
+//! An interactive world with known dynamics (docs/design.md §7): boredom / satiation.
+//!
+//! Items carry a topic; a topic has a centroid `c ~ N(0, I)` and its items are
+//! `v = (c + spread·ε)/√(1 + spread²)`, ε ~ N(0, I). A user's taste is `u ~ N(0, I/dim)`, drawn
+//! from the user's own seeded stream, so any number of users exists without being stored. The
+//! base response to item `i` is a click with probability `p = σ(slope·(⟨u, v_i⟩ − offset))`; the
+//! reward is the click (1 or 0), which is also the feedback the policy observes.
+//!
+//! - **Sim dynamics**: `p`, whatever came before.
+//! - **Real dynamics**: while `i`'s topic is *bored* — recommended at least `k` times among the
+//!   user's last `window` recommendations — the response probability is `(1 − beta)·p`. So
+//!   `beta = 0` makes the two dynamics identical, and every real transition keeps a non-zero
+//!   probability under sim (DARC's assumption) while `beta < 1`.
+//!
+//! Settings: `shared` — both dynamics serve the whole pool (a pure dynamics gap, RQ2); `categories`
+//! — the first half of the topics is the sim pool and the rest the real pool (a representation
+//! gap as well, the paper's sim→real setting).
+//!
+//! Users come in populations with their own streams: `sim` (the simulator's users), `logged`
+//! (the shared real users whose sessions a behaviour policy logged with the real dynamics:
+//! ε-greedy over the items' exact population click rates), `val` and `test` (fresh real-dynamics
+//! users for validation and online evaluation). Every draw comes from a ChaCha stream seeded by
+//! (seed, purpose, population, user, stream), so results do not depend on batching or threads.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::env::session::{Env, Session};
+
+/// Which items a domain serves.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    /// One pool for both dynamics.
+    Shared,
+    /// Disjoint halves of the topics: sim pool, real pool.
+    Categories,
+}
+
+/// World params (see the module docs).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorldParams {
+    /// Items.
+    #[serde(default = "d_items")]
+    pub items: usize,
+    /// Topics (items are split evenly, in id order).
+    #[serde(default = "d_topics")]
+    pub topics: usize,
+    /// Latent dimension (also the item vectors' width).
+    #[serde(default = "d_dim")]
+    pub dim: usize,
+    /// Spread of an item around its topic's centroid.
+    #[serde(default = "d_spread")]
+    pub spread: f64,
+    /// Slope of the click probability in the affinity.
+    #[serde(default = "d_slope")]
+    pub slope: f64,
+    /// Affinity at which the base click probability is ½.
+    #[serde(default = "d_offset")]
+    pub offset: f64,
+    /// Boredom strength: the real response to a bored topic is `(1 − beta)·p`.
+    #[serde(default)]
+    pub beta: f64,
+    /// Recommendations of a topic within `window` that make it bored.
+    #[serde(default = "d_k")]
+    pub k: usize,
+    /// The boredom window (recommendations).
+    #[serde(default = "d_window")]
+    pub window: usize,
+    /// Which pools the dynamics serve.
+    #[serde(default = "d_setting")]
+    pub setting: Setting,
+    /// Users of the simulator.
+    #[serde(default = "d_sim_users")]
+    pub sim_users: usize,
+    /// Shared real users with logged sessions.
+    #[serde(default = "d_logged")]
+    pub logged_users: usize,
+    /// Logged sessions per logged user.
+    #[serde(default = "d_one")]
+    pub logged_sessions: usize,
+    /// ε of the behaviour policy (ε-greedy popularity).
+    #[serde(default = "d_eps")]
+    pub behaviour_epsilon: f64,
+    /// Validation users.
+    #[serde(default = "d_val")]
+    pub val_users: usize,
+    /// Test users.
+    #[serde(default = "d_test")]
+    pub test_users: usize,
+    /// Session length T (logged sessions and evaluation).
+    #[serde(default = "d_t")]
+    pub session_len: usize,
+    /// Seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+fn d_items() -> usize {
+    300
+}
+fn d_topics() -> usize {
+    10
+}
+fn d_dim() -> usize {
+    16
+}
+fn d_spread() -> f64 {
+    0.5
+}
+fn d_slope() -> f64 {
+    2.0
+}
+fn d_offset() -> f64 {
+    1.0
+}
+fn d_k() -> usize {
+    2
+}
+fn d_window() -> usize {
+    5
+}
+fn d_setting() -> Setting {
+    Setting::Shared
+}
+fn d_sim_users() -> usize {
+    2000
+}
+fn d_logged() -> usize {
+    200
+}
+fn d_one() -> usize {
+    1
+}
+fn d_eps() -> f64 {
+    0.5
+}
+fn d_val() -> usize {
+    500
+}
+fn d_test() -> usize {
+    2000
+}
+fn d_t() -> usize {
+    32
+}
+
+impl WorldParams {
+    /// Checks ranges; the message names the param.
+    pub fn check(&self) -> Result<(), String> {
+        let pools = if self.setting == Setting::Categories { 2 } else { 1 };
+        if self.topics < pools || self.items < self.topics {
+            return Err(format!(
+                "need at least {pools} topic(s) and one item per topic (items {}, topics {})",
+                self.items, self.topics
+            ));
+        }
+        if self.items > 1_000_000 || self.dim == 0 || self.dim > 4096 {
+            return Err("`items` must be ≤ 1,000,000 and `dim` in 1..=4096".into());
+        }
+        if !(0.0..=1.0).contains(&self.beta) {
+            return Err(format!("`beta` must be in [0, 1], got {}", self.beta));
+        }
+        if self.k == 0 || self.window == 0 || self.k > self.window {
+            return Err(format!("need 1 ≤ k ≤ window (k {}, window {})", self.k, self.window));
+        }
+        if !(0.0..=1.0).contains(&self.behaviour_epsilon) {
+            return Err("`behaviour_epsilon` must be in [0, 1]".into());
+        }
+        for (name, v) in [("spread", self.spread), ("slope", self.slope), ("offset", self.offset)] {
+            if !v.is_finite() || (name != "offset" && v < 0.0) {
+                return Err(format!("`{name}` must be a finite number{}", if name == "offset" { "" } else { " ≥ 0" }));
+            }
+        }
+        let smallest = self.pool(Dynamics::Sim).len().min(self.pool(Dynamics::Real).len());
+        if self.session_len == 0 || self.session_len > smallest {
+            return Err(format!("`session_len` must be in 1..={smallest} (no item is recommended twice in a session)"));
+        }
+        if self.sim_users == 0 || self.logged_users == 0 || self.val_users == 0 || self.test_users == 0 {
+            return Err("every population (sim_users, logged_users, val_users, test_users) needs ≥ 1 user".into());
+        }
+        Ok(())
+    }
+
+    /// Topic of item `i` (0-based; topics split the ids evenly).
+    pub fn topic(&self, i: usize) -> usize {
+        i * self.topics / self.items
+    }
+
+    /// The items (0-based ids) a dynamics serves, in id order.
+    pub fn pool(&self, d: Dynamics) -> Vec<u32> {
+        let half = self.topics / 2;
+        (0..self.items as u32)
+            .filter(|&i| match (self.setting, d) {
+                (Setting::Shared, _) => true,
+                (Setting::Categories, Dynamics::Sim) => self.topic(i as usize) < half,
+                (Setting::Categories, Dynamics::Real) => self.topic(i as usize) >= half,
+            })
+            .collect()
+    }
+}
+
+/// Sim or real dynamics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dynamics {
+    /// No boredom.
+    Sim,
+    /// Boredom of strength `beta`.
+    Real,
+}
+
+/// A population of users (each its own streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Population {
+    /// The simulator's users.
+    Sim,
+    /// The shared real users with logs.
+    Logged,
+    /// Validation users.
+    Val,
+    /// Test users.
+    Test,
+}
+
+impl Population {
+    fn tag(self) -> u64 {
+        match self {
+            Population::Sim => 1,
+            Population::Logged => 2,
+            Population::Val => 3,
+            Population::Test => 4,
+        }
+    }
+}
+
+// Purposes of the streams.
+const TASTE: u64 = 0x7A57E;
+const RESPONSE: u64 = 0x8E5B;
+const BEHAVIOUR: u64 = 0xBE4A;
+const ITEMS: u64 = 0x17E3;
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A stream seed from its parts.
+fn stream_seed(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5EED_u64, |h, &p| splitmix(h ^ splitmix(p)))
+}
+
+/// A logged session: the user (index in the logged population), the items (0-based ids) in
+/// order and the clicks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedSession {
+    /// Logged user index.
+    pub user: u32,
+    /// Session number of that user.
+    pub session: u32,
+    /// Items served, 0-based ids.
+    pub items: Vec<u32>,
+    /// Click (1) or not (0) per step.
+    pub clicks: Vec<f32>,
+}
+
+/// The generated world.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// Its params.
+    pub p: WorldParams,
+    /// Item vectors, row-major `items × dim`.
+    pub item_vecs: Vec<f32>,
+    /// Topic per item.
+    pub topics: Vec<u32>,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl World {
+    /// Generates the items of the world `p` (users are drawn on demand).
+    pub fn new(p: &WorldParams) -> Result<World, String> {
+        p.check()?;
+        let d = p.dim;
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(&[p.seed, ITEMS]));
+        let mut normal = || -> f64 { StandardNormal.sample(&mut rng) };
+        let centroids: Vec<f64> = (0..p.topics * d).map(|_| normal()).collect();
+        let scale = (1.0 + p.spread * p.spread).sqrt();
+        let mut item_vecs = Vec::with_capacity(p.items * d);
+        let mut topics = Vec::with_capacity(p.items);
+        for i in 0..p.items {
+            let t = p.topic(i);
+            topics.push(t as u32);
+            for j in 0..d {
+                item_vecs.push(((centroids[t * d + j] + p.spread * normal()) / scale) as f32);
+            }
+        }
+        Ok(World { p: p.clone(), item_vecs, topics })
+    }
+
+    /// The taste of user `user` of `pop`.
+    pub fn taste(&self, pop: Population, user: usize) -> Vec<f64> {
+        self.draw_taste(stream_seed(&[self.p.seed, TASTE, pop.tag(), user as u64]))
+    }
+
+    fn draw_taste(&self, seed: u64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let s = 1.0 / (self.p.dim as f64).sqrt();
+        (0..self.p.dim).map(|_| s * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect()
+    }
+
+    /// The base (sim) click probability of `taste` for item `i`.
+    pub fn base_prob(&self, taste: &[f64], i: u32) -> f64 {
+        let v = &self.item_vecs[i as usize * self.p.dim..(i as usize + 1) * self.p.dim];
+        let a: f64 = taste.iter().zip(v).map(|(u, &x)| u * f64::from(x)).sum();
+        sigmoid(self.p.slope * (a - self.p.offset))
+    }
+
+    /// Whether item `i`'s topic is bored after the recommendations `history` (0-based ids).
+    pub fn bored(&self, history: &[u32], i: u32) -> bool {
+        let topic = self.topics[i as usize];
+        let recent = &history[history.len().saturating_sub(self.p.window)..];
+        recent.iter().filter(|&&h| self.topics[h as usize] == topic).count() >= self.p.k
+    }
+
+    /// The exact click probability of item `i` for `taste` after `history` under `d`.
+    pub fn prob(&self, d: Dynamics, taste: &[f64], history: &[u32], i: u32) -> f64 {
+        let p = self.base_prob(taste, i);
+        match d {
+            Dynamics::Real if self.bored(history, i) => (1.0 - self.p.beta) * p,
+            _ => p,
+        }
+    }
+
+    /// Users in `pop`.
+    pub fn users(&self, pop: Population) -> usize {
+        match pop {
+            Population::Sim => self.p.sim_users,
+            Population::Logged => self.p.logged_users,
+            Population::Val => self.p.val_users,
+            Population::Test => self.p.test_users,
+        }
+    }
+
+    /// The environment of `pop` users responding with `d`, serving `d`'s pool.
+    pub fn env(&self, d: Dynamics, pop: Population) -> WorldEnv<'_> {
+        WorldEnv { world: self, dynamics: d, population: pop, pool: self.p.pool(d) }
+    }
+
+    /// Each item's exact click probability over the population (mean base probability over
+    /// 2,000 taste draws of a stream of its own): the behaviour policy's popularity.
+    pub fn population_click_rates(&self) -> Vec<f64> {
+        let n = 2000;
+        let mut rates = vec![0.0; self.p.items];
+        for u in 0..n {
+            let taste = self.draw_taste(stream_seed(&[self.p.seed, TASTE, 0, u as u64]));
+            for (i, r) in rates.iter_mut().enumerate() {
+                *r += self.base_prob(&taste, i as u32) / n as f64;
+            }
+        }
+        rates
+    }
+
+    /// The logged real sessions: each logged user's `logged_sessions` sessions of `session_len`
+    /// steps of ε-greedy popularity (the most popular item not yet served, or with probability ε
+    /// a uniformly random one) over the real pool, answered by the real dynamics.
+    pub fn logs(&self) -> Vec<LoggedSession> {
+        let env = self.env(Dynamics::Real, Population::Logged);
+        let rates = self.population_click_rates();
+        let mut by_rate: Vec<usize> = (0..env.pool.len()).collect();
+        by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
+        let users: Vec<usize> = (0..self.p.logged_users).collect();
+        let mut out = Vec::with_capacity(users.len() * self.p.logged_sessions);
+        for s in 0..self.p.logged_sessions {
+            let mut rngs: Vec<ChaCha8Rng> = users
+                .iter()
+                .map(|&u| ChaCha8Rng::seed_from_u64(stream_seed(&[self.p.seed, BEHAVIOUR, u as u64, s as u64])))
+                .collect();
+            let n = env.pool.len();
+            let served = crate::env::session::serve(&env, &users, self.p.session_len, s as u64, &mut |slot, so_far| {
+                let rng = &mut rngs[slot];
+                if rng.random::<f64>() < self.p.behaviour_epsilon {
+                    loop {
+                        let a = rng.random_range(0..n) as i64;
+                        if !so_far.contains(&a) {
+                            break a;
+                        }
+                    }
+                } else {
+                    by_rate.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
+                }
+            });
+            for (u, (items, clicks)) in served.into_iter().enumerate() {
+                out.push(LoggedSession {
+                    user: u as u32,
+                    session: s as u32,
+                    items: items.iter().map(|&a| env.pool[a as usize]).collect(),
+                    clicks,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A world's users of one population answering with one dynamics (see [`World::env`]).
+pub struct WorldEnv<'a> {
+    world: &'a World,
+    dynamics: Dynamics,
+    population: Population,
+    /// The items served (0-based ids); actions are positions in it.
+    pub pool: Vec<u32>,
+}
+
+impl Env for WorldEnv<'_> {
+    fn n_users(&self) -> usize {
+        self.world.users(self.population)
+    }
+    fn start(&self, users: &[usize], stream: u64) -> Box<dyn Session + '_> {
+        let w = self.world;
+        Box::new(WorldSession {
+            env: self,
+            tastes: users.iter().map(|&u| w.taste(self.population, u)).collect(),
+            history: users.iter().map(|_| Vec::new()).collect(),
+            rngs: users
+                .iter()
+                .map(|&u| {
+                    ChaCha8Rng::seed_from_u64(stream_seed(&[
+                        w.p.seed,
+                        RESPONSE,
+                        self.population.tag(),
+                        u as u64,
+                        stream,
+                    ]))
+                })
+                .collect(),
+        })
+    }
+}
+
+struct WorldSession<'a> {
+    env: &'a WorldEnv<'a>,
+    tastes: Vec<Vec<f64>>,
+    history: Vec<Vec<u32>>,
+    rngs: Vec<ChaCha8Rng>,
+}
+
+impl Session for WorldSession<'_> {
+    fn step(&mut self, items: &[i64], rewards: &mut [f32]) {
+        for (slot, (&a, r)) in items.iter().zip(rewards.iter_mut()).enumerate() {
+            let i = self.env.pool[a as usize];
+            let p = self.env.world.prob(self.env.dynamics, &self.tastes[slot], &self.history[slot], i);
+            *r = if self.rngs[slot].random::<f64>() < p { 1.0 } else { 0.0 };
+            self.history[slot].push(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::session::serve;
+
+    fn world(beta: f64) -> World {
+        World::new(&WorldParams { beta, items: 60, topics: 6, session_len: 16, ..serde_json::from_str("{}").unwrap() })
+            .unwrap()
+    }
+
+    #[test]
+    fn at_beta_zero_sim_and_real_responses_have_equal_probabilities() {
+        let w = world(0.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for u in 0..50 {
+            let taste = w.taste(Population::Test, u);
+            let history: Vec<u32> = (0..rng.random_range(0..12)).map(|_| rng.random_range(0..60)).collect();
+            for i in 0..60 {
+                assert_eq!(w.prob(Dynamics::Sim, &taste, &history, i), w.prob(Dynamics::Real, &taste, &history, i));
+            }
+        }
+    }
+
+    #[test]
+    fn k_recommendations_of_a_topic_lower_the_real_probability_by_one_minus_beta_and_not_the_sim_one() {
+        let w = world(0.6);
+        let (k, window) = (w.p.k, w.p.window);
+        let taste = w.taste(Population::Sim, 7);
+        // Items 0..10 are topic 0, 10..20 topic 1.
+        let item = 5;
+        let fresh = w.prob(Dynamics::Real, &taste, &[], item);
+        assert_eq!(fresh, w.base_prob(&taste, item));
+        let once: Vec<u32> = (0..k as u32 - 1).collect();
+        assert_eq!(w.prob(Dynamics::Real, &taste, &once, item), fresh, "k − 1 repeats do not bore");
+        let k_times: Vec<u32> = (0..k as u32).collect();
+        let bored = w.prob(Dynamics::Real, &taste, &k_times, item);
+        assert!((bored - 0.4 * fresh).abs() < 1e-12, "{bored} vs (1 − 0.6)·{fresh}");
+        assert_eq!(w.prob(Dynamics::Sim, &taste, &k_times, item), fresh, "sim is not bored");
+        // Another topic is unaffected, and the boredom ends once the repeats leave the window.
+        assert_eq!(w.prob(Dynamics::Real, &taste, &k_times, 15), w.base_prob(&taste, 15));
+        let mut later = k_times.clone();
+        later.extend((10..10 + window as u32 - k as u32 + 1).collect::<Vec<_>>());
+        assert_eq!(w.prob(Dynamics::Real, &taste, &later, item), fresh, "{later:?}");
+    }
+
+    #[test]
+    fn responses_follow_the_exact_probabilities() {
+        let w = world(0.8);
+        let env = w.env(Dynamics::Real, Population::Sim);
+        let (users, t) = (400usize, 16usize);
+        let ids: Vec<usize> = (0..users).collect();
+        // A policy that repeats topic 0 then moves on: bored and fresh steps both occur.
+        let served = serve(&env, &ids, t, 9, &mut |slot, so_far| ((so_far.len() * 3 + slot) % 60) as i64);
+        let (mut expected, mut clicks, mut var) = (0.0, 0.0, 0.0);
+        for (u, (items, r)) in served.iter().enumerate() {
+            let taste = w.taste(Population::Sim, u);
+            for s in 0..t {
+                let hist: Vec<u32> = items[..s].iter().map(|&a| a as u32).collect();
+                let p = w.prob(Dynamics::Real, &taste, &hist, items[s] as u32);
+                expected += p;
+                var += p * (1.0 - p);
+                clicks += f64::from(r[s]);
+            }
+        }
+        assert!((clicks - expected).abs() < 4.0 * var.sqrt(), "clicks {clicks}, expected {expected} ± {}", var.sqrt());
+    }
+
+    #[test]
+    fn the_same_seed_gives_identical_logs_and_batching_changes_no_response() {
+        let p = WorldParams { beta: 0.5, logged_users: 30, ..world(0.5).p };
+        let a = World::new(&p).unwrap().logs();
+        let b = World::new(&p).unwrap().logs();
+        assert_eq!(a, b);
+        let c = World::new(&WorldParams { seed: 1, ..p.clone() }).unwrap().logs();
+        assert_ne!(a, c, "another seed, other logs");
+        assert!(a.iter().any(|s| s.clicks.contains(&1.0)) && a.iter().any(|s| s.clicks.contains(&0.0)));
+        // Users 3 and 4 alone, or inside a batch of ten: the same responses.
+        let w = World::new(&p).unwrap();
+        let env = w.env(Dynamics::Real, Population::Test);
+        let pick = &mut |slot: usize, so_far: &[i64]| ((slot + so_far.len() * 7) % 60) as i64;
+        let all = serve(&env, &(0..10).collect::<Vec<_>>(), 8, 5, pick);
+        let pick = &mut |slot: usize, so_far: &[i64]| ((slot + 3 + so_far.len() * 7) % 60) as i64;
+        let two = serve(&env, &[3, 4], 8, 5, pick);
+        assert_eq!(two[0], all[3]);
+        assert_eq!(two[1], all[4]);
+    }
+
+    #[test]
+    fn the_categories_setting_splits_the_topics_into_two_pools() {
+        let p = WorldParams { setting: Setting::Categories, ..world(0.5).p };
+        let (sim, real) = (p.pool(Dynamics::Sim), p.pool(Dynamics::Real));
+        assert_eq!(sim.len() + real.len(), 60);
+        assert!(sim.iter().all(|&i| p.topic(i as usize) < 3) && real.iter().all(|&i| p.topic(i as usize) >= 3));
+        let bad = WorldParams { session_len: 31, ..p };
+        assert!(bad.check().unwrap_err().contains("session_len"));
+    }
+}
