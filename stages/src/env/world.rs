@@ -27,7 +27,14 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::env::session::{Env, Session};
+use std::sync::Arc;
+
+use arrow::array::{Float32Array, StringArray, UInt32Array};
+use arrow::record_batch::RecordBatch;
+
+use crate::api::error::StageError;
+use crate::data::table::{batch, column};
+use crate::env::session::{serve, Env, Session};
 
 /// Which items a domain serves.
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +218,27 @@ pub enum Dynamics {
     Real,
 }
 
+/// Which fresh real-dynamics users an evaluation serves.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalUsers {
+    /// The test users.
+    #[default]
+    Test,
+    /// The validation users (model selection).
+    Val,
+}
+
+impl EvalUsers {
+    /// Their population.
+    pub fn population(self) -> Population {
+        match self {
+            EvalUsers::Test => Population::Test,
+            EvalUsers::Val => Population::Val,
+        }
+    }
+}
+
 /// A population of users (each its own streams).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Population {
@@ -382,7 +410,7 @@ impl World {
                 .map(|&u| ChaCha8Rng::seed_from_u64(stream_seed(&[self.p.seed, BEHAVIOUR, u as u64, s as u64])))
                 .collect();
             let n = env.pool.len();
-            let served = crate::env::session::serve(&env, &users, self.p.session_len, s as u64, &mut |slot, so_far| {
+            let served = serve(&env, &users, self.p.session_len, s as u64, &mut |slot, so_far| {
                 let rng = &mut rngs[slot];
                 if rng.random::<f64>() < self.p.behaviour_epsilon {
                     loop {
@@ -406,6 +434,83 @@ impl World {
         }
         out
     }
+}
+
+/// The `world` table (one row, the params as JSON): what rebuilds the world anywhere.
+pub fn world_table(p: &WorldParams) -> Result<RecordBatch, StageError> {
+    let json = serde_json::to_string(p).map_err(|e| StageError::Failed(e.to_string()))?;
+    batch(vec![("params", Arc::new(StringArray::from(vec![json])))])
+}
+
+/// The world of a `world` table.
+pub fn world_from_table(b: &RecordBatch) -> Result<World, StageError> {
+    let col = column::<StringArray>(b, "world", "params")?;
+    if b.num_rows() != 1 {
+        return Err(StageError::Input(format!("`world` must have one row, it has {}", b.num_rows())));
+    }
+    let p: WorldParams = serde_json::from_str(col.value(0))
+        .map_err(|e| StageError::Input(format!("`world` does not hold world.synth params: {e}")))?;
+    World::new(&p).map_err(StageError::Input)
+}
+
+/// The `logs` table: user, session, step, item (1-based id), click.
+pub fn logs_table(logs: &[LoggedSession]) -> Result<RecordBatch, StageError> {
+    let rows = || logs.iter().flat_map(|l| (0..l.items.len()).map(move |s| (l, s)));
+    batch(vec![
+        ("user", Arc::new(UInt32Array::from(rows().map(|(l, _)| l.user + 1).collect::<Vec<_>>()))),
+        ("session", Arc::new(UInt32Array::from(rows().map(|(l, _)| l.session).collect::<Vec<_>>()))),
+        ("step", Arc::new(UInt32Array::from(rows().map(|(_, s)| s as u32).collect::<Vec<_>>()))),
+        ("item", Arc::new(UInt32Array::from(rows().map(|(l, s)| l.items[s] + 1).collect::<Vec<_>>()))),
+        ("click", Arc::new(Float32Array::from(rows().map(|(l, s)| l.clicks[s]).collect::<Vec<_>>()))),
+    ])
+}
+
+/// The sessions of a `logs` table (rows grouped by user and session, in step order).
+pub fn logs_from_table(b: &RecordBatch) -> Result<Vec<LoggedSession>, StageError> {
+    let user = column::<UInt32Array>(b, "logs", "user")?;
+    let session = column::<UInt32Array>(b, "logs", "session")?;
+    let step = column::<UInt32Array>(b, "logs", "step")?;
+    let item = column::<UInt32Array>(b, "logs", "item")?;
+    let click = column::<Float32Array>(b, "logs", "click")?;
+    // (user, session) → (step, item, click) rows.
+    type Steps = Vec<(u32, u32, f32)>;
+    let mut by: std::collections::BTreeMap<(u32, u32), Steps> = Default::default();
+    for r in 0..b.num_rows() {
+        if user.value(r) == 0 || item.value(r) == 0 {
+            return Err(StageError::Input(format!("`logs` row {r}: user and item ids start at 1")));
+        }
+        by.entry((user.value(r) - 1, session.value(r))).or_default().push((
+            step.value(r),
+            item.value(r) - 1,
+            click.value(r),
+        ));
+    }
+    Ok(by
+        .into_iter()
+        .map(|((user, session), mut steps)| {
+            steps.sort_by_key(|s| s.0);
+            LoggedSession {
+                user,
+                session,
+                items: steps.iter().map(|s| s.1).collect(),
+                clicks: steps.iter().map(|s| s.2).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Each item's click rate in the logs, smoothed by a uniform prior ((clicks + 1)/(shows + 2)):
+/// the `popular` baseline of worlds, learnt from the logs like the replay one.
+pub fn logged_click_rates(world: &World, logs: &[LoggedSession]) -> Vec<f64> {
+    let mut shows = vec![0f64; world.p.items];
+    let mut clicks = vec![0f64; world.p.items];
+    for l in logs {
+        for (&i, &c) in l.items.iter().zip(&l.clicks) {
+            shows[i as usize] += 1.0;
+            clicks[i as usize] += f64::from(c);
+        }
+    }
+    clicks.iter().zip(&shows).map(|(c, s)| (c + 1.0) / (s + 2.0)).collect()
 }
 
 /// A world's users of one population answering with one dynamics (see [`World::env`]).
@@ -546,6 +651,18 @@ mod tests {
         let two = serve(&env, &[3, 4], 8, 5, pick);
         assert_eq!(two[0], all[3]);
         assert_eq!(two[1], all[4]);
+    }
+
+    #[test]
+    fn world_and_logs_round_trip_through_their_tables() {
+        let p = WorldParams { logged_users: 5, ..world(0.5).p };
+        let w = World::new(&p).unwrap();
+        let back = world_from_table(&world_table(&p).unwrap()).unwrap();
+        assert_eq!(back.item_vecs, w.item_vecs);
+        let logs = w.logs();
+        assert_eq!(logs_from_table(&logs_table(&logs).unwrap()).unwrap(), logs);
+        let rates = logged_click_rates(&w, &logs);
+        assert!(rates.iter().all(|&r| r > 0.0 && r < 1.0));
     }
 
     #[test]

@@ -144,6 +144,14 @@ pub fn session(recs: &[u32], ratings: &HashMap<u32, f32>, rule: Rule, t: usize) 
     SessionMetrics { reward, precision, recall, f1, relevant }
 }
 
+/// Metrics of an online session in an interactive world, from its rewards (1 = click): the
+/// reward and P@T are the click rate; recall and F1 have no meaning without a fixed set of
+/// relevant items (None).
+pub fn online_session(rewards: &[f32]) -> SessionMetrics {
+    let rate = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / rewards.len().max(1) as f64;
+    SessionMetrics { reward: rate, precision: rate, recall: None, f1: None, relevant: 0 }
+}
+
 /// Top-`t` items by score (ties: smaller id first).
 pub fn top_t(items: &[u32], scores: &[f64], t: usize) -> Vec<u32> {
     let mut idx: Vec<usize> = (0..items.len()).collect();

@@ -25,6 +25,12 @@ const EVAL_PARAMS: &[ParamDoc] = &[
         default: Some("signed"),
         help: "rated item: 2y/y_max − 1 (signed, TPGR) or y/y_max (normalized); unrated: 0 (the metric; the policy's feedback uses its training map)",
     },
+    ParamDoc {
+        name: "users",
+        ty: "test | val",
+        default: Some("test"),
+        help: "with `world` bound: which fresh real-dynamics users (the reward is the click rate)",
+    },
 ];
 
 /// The evaluation stage: greedy sessions for test (or validation) users.
@@ -50,9 +56,15 @@ impl Stage for IrsEval {
         &[
             InputDoc {
                 name: "test",
-                required: true,
+                required: false,
                 many: false,
-                help: "split.test (or split.val for model selection)",
+                help: "split.test (or split.val for model selection); or bind `world`",
+            },
+            InputDoc {
+                name: "world",
+                required: false,
+                many: false,
+                help: "world.synth world: online sessions with its real-dynamics test (or `users: val`) users",
             },
             InputDoc {
                 name: "real_item_vecs",

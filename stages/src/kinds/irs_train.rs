@@ -8,8 +8,13 @@
 //! - `s2r` (S2R-Rec): the raw SVD vectors through DARec's item maps (`darec_weights`), fine-tuned
 //!   jointly with L_rl + L_dom (gradient reversal into the maps), Δr. The classifiers L_sa + L_sas
 //!   train on detached item vectors: their gradient would make the domains *more* separable.
-//! - `oracle` (synthetic worlds only, `truth` bound): DQN on simulated users whose ratings follow
-//!   the real dynamics — the upper bound.
+//! - `oracle` (synthetic worlds only, `truth` or `world` bound): DQN on simulated users whose
+//!   ratings follow the real dynamics — the upper bound.
+//!
+//! With `world` (and `logs`) bound instead of `sim`/`real_train`, the simulated users are an
+//! interactive world's (world.synth): rollouts interact with its sim dynamics (the oracle's with
+//! the real ones), the real logs are its behaviour-policy sessions, rewards are clicks, and the
+//! validation curve is online, with the world's validation users.
 //!
 //! Needs the `torch` feature.
 
@@ -129,12 +134,17 @@ impl Stage for IrsTrain {
     }
     fn inputs(&self) -> &'static [InputDoc] {
         &[
-            InputDoc { name: "sim", required: true, many: false, help: "split.sim: the simulated users replay these" },
+            InputDoc {
+                name: "sim",
+                required: false,
+                many: false,
+                help: "split.sim: the simulated users replay these (replay; or bind `world`)",
+            },
             InputDoc {
                 name: "real_train",
-                required: true,
+                required: false,
                 many: false,
-                help: "split.real_train: logged real sessions",
+                help: "split.real_train: logged real sessions (replay; or bind `world`)",
             },
             InputDoc {
                 name: "sim_item_vecs",
@@ -159,6 +169,18 @@ impl Stage for IrsTrain {
                 required: false,
                 many: false,
                 help: "split.val: greedy validation sessions during training → `val_curve`",
+            },
+            InputDoc {
+                name: "world",
+                required: false,
+                many: false,
+                help: "world.synth world: train by interacting with its sim dynamics (oracle: real), validate online",
+            },
+            InputDoc {
+                name: "logs",
+                required: false,
+                many: false,
+                help: "world.synth logs: the real logged sessions in a world",
             },
             InputDoc {
                 name: "truth",

@@ -18,3 +18,5 @@ pub mod select_best;
 pub mod study_groups;
 pub mod study_kmeans;
 pub mod util;
+pub mod world_eval;
+pub mod world_synth;

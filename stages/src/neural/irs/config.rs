@@ -238,4 +238,7 @@ pub struct EvalConfig {
     /// Rating → reward of the metric (the policy's own feedback uses the map it was trained with).
     #[serde(default)]
     pub reward: RewardMap,
+    /// With a world bound: its test or validation users (default test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<crate::env::world::EvalUsers>,
 }

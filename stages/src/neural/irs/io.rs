@@ -16,14 +16,15 @@ use crate::data::ratings::Ratings;
 use crate::data::sessions::{logged_sessions, ratings_by_user};
 use crate::data::table::{batch, column, f64_column, read_vectors, vectors};
 use crate::env::session::Replay;
-use crate::eval::metrics::{infer_y_max, session, summarize, RewardMap, Rule, SessionMetrics};
+use crate::env::world::{logs_from_table, world_from_table, Dynamics, Population, World};
+use crate::eval::metrics::{infer_y_max, online_session, session, summarize, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::metric_tables;
 use crate::neural::irs::config::{ClfSimData, EvalConfig, Method, TrainConfig};
 use crate::neural::irs::episode::{Domain, Episode, Side};
 use crate::neural::irs::joint::Joint;
 use crate::neural::irs::qnet::{ItemBias, QNet};
 use crate::neural::irs::rollout::rollout;
-use crate::neural::irs::train::{train, CurveRow, DeltaROptions, Negatives, Snapshot, TrainOptions};
+use crate::neural::irs::train::{train, CurveRow, DeltaROptions, Negatives, Snapshot, TrainOptions, Trained};
 use crate::neural::torch::{load_weights, read_safetensors, tch_device, weights_bytes};
 
 /// Item vectors of `name`: normalised to unit mean norm (`Domain::new`), or as stored (`raw`).
@@ -147,6 +148,16 @@ fn episodes(logs: &[(u32, Vec<i64>, Vec<f32>)]) -> Vec<Episode> {
 /// `irs.train`: simulated users from `sim`, real logs from `real_train`, the method's vectors
 /// (and DARec's maps for `s2r`); progress per iteration, cancellable between iterations.
 pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
+    if inputs.has("world") {
+        return run_train_world(ctx, inputs, p);
+    }
+    for name in ["sim", "real_train"] {
+        if !inputs.has(name) {
+            return Err(StageError::Input(format!(
+                "bind `{name}` (a replay: data.split's outputs) or `world` and `logs` (an interactive world)"
+            )));
+        }
+    }
     let device = tch_device(ctx.device());
     let joint = p.method == Method::S2r;
     if p.method == Method::Oracle && !inputs.has("truth") {
@@ -283,6 +294,28 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     let trained =
         train(&sim, &Replay::new(users.len(), &reward), Some((&real, &logs)), &opts, joint.as_ref(), device, &report)?;
     ctx.check_cancelled()?;
+    let meta = ModelMeta {
+        hidden: p.hidden,
+        dim: sim.items.size()[1],
+        item_bias: p.item_bias,
+        session_len: p.session_len,
+        rating_max: y_max,
+        reward: p.reward,
+        real_sessions: logs.len(),
+        alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
+    };
+    train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
+}
+
+/// `irs.train`'s outputs: the weights, the real item vectors the policy uses, its metadata and
+/// the curves.
+fn train_outputs(
+    ctx: &Context,
+    trained: &Trained,
+    real_ids: Vec<u32>,
+    meta: &ModelMeta,
+    vc: Vec<(usize, crate::eval::metrics::Summary)>,
+) -> Result<Outputs, StageError> {
     let (vs, curves) = (&trained.vs, &trained.curves);
     let f = |k: fn(&CurveRow) -> f64| Arc::new(Float64Array::from(curves.iter().map(k).collect::<Vec<_>>()));
     let curves_t = batch(vec![
@@ -297,7 +330,6 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         ("dr_std", f(|c| c.dr_std)),
         ("dom_loss", f(|c| c.dom_loss)),
     ])?;
-    let vc = val_curve.into_inner();
     let g = |k: fn(&crate::eval::metrics::Summary) -> f64| {
         Arc::new(Float64Array::from(vc.iter().map(|(_, s)| k(s)).collect::<Vec<_>>()))
     };
@@ -311,17 +343,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     ])?;
     let real_flat = Vec::<f32>::try_from(trained.real_items.to_device(tch::Device::Cpu).view([-1]))
         .map_err(|e| StageError::Failed(e.to_string()))?;
-    let real_vecs = vectors(real_ids.clone(), real_flat, trained.real_items.size()[1] as usize)?;
-    let meta = ModelMeta {
-        hidden: p.hidden,
-        dim: sim.items.size()[1],
-        item_bias: p.item_bias,
-        session_len: p.session_len,
-        rating_max: y_max,
-        reward: p.reward,
-        real_sessions: logs.len(),
-        alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
-    };
+    let real_vecs = vectors(real_ids, real_flat, trained.real_items.size()[1] as usize)?;
     Ok(Outputs::from([
         ("weights".into(), Artifact::Weights(weights_bytes(vs, ctx.scratch())?)),
         ("real_item_vecs".into(), Artifact::Table(real_vecs)),
@@ -331,9 +353,154 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     ]))
 }
 
+/// The pool's item vectors of a world, checked against the world's pool for `d`.
+fn world_pool(
+    inputs: &Inputs,
+    name: &str,
+    world: &World,
+    d: Dynamics,
+    device: tch::Device,
+    side: Side,
+) -> Result<(Vec<u32>, Domain), StageError> {
+    let (ids, dom) = vectors_tensor(inputs, name, device, false, side)?;
+    let pool: Vec<u32> = world.p.pool(d).iter().map(|&i| i + 1).collect();
+    if ids != pool {
+        return Err(StageError::Input(format!(
+            "`{name}` are not the vectors of this world's {} pool ({} ids, the pool has {}): bind world.synth's `{name}`",
+            if d == Dynamics::Sim { "sim" } else { "real" },
+            ids.len(),
+            pool.len()
+        )));
+    }
+    Ok((ids, dom))
+}
+
+/// Greedy online sessions of `net` for every user of `pop` in the real dynamics of `world`.
+fn online_sessions(net: &QNet, dom: &Domain, world: &World, pop: Population) -> Vec<(u32, SessionMetrics)> {
+    let env = world.env(Dynamics::Real, pop);
+    let users: Vec<usize> = (0..world.users(pop)).collect();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let mut rows = Vec::with_capacity(users.len());
+    // Batches of 512 users: the responses do not depend on the batching (per-user streams).
+    for chunk in users.chunks(512) {
+        let eps = rollout(net, dom, &env, chunk, world.p.session_len, 0.0, &mut rng, 0);
+        rows.extend(chunk.iter().zip(eps).map(|(&u, e)| (u as u32 + 1, online_session(&e.rewards))));
+    }
+    rows
+}
+
+/// `irs.train` in an interactive world (`world` bound): simulated users interact with the sim
+/// dynamics (the oracle's with the real dynamics), the real logs are the world's behaviour-policy
+/// sessions, validation is online with the world's validation users.
+fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
+    let device = tch_device(ctx.device());
+    if p.method == Method::S2r {
+        return Err(StageError::Input(
+            "`s2r` (DARec's maps fine-tuned jointly) is not supported in a world yet: use `s2r_no_joint` with adapted vectors"
+                .into(),
+        ));
+    }
+    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs {
+        return Err(StageError::Input(
+            "`real_negatives` and `clf_sim_data: logs` are replay options; a world's users answer every item".into(),
+        ));
+    }
+    let world = world_from_table(inputs.table("world")?)?;
+    let smallest = world.p.pool(Dynamics::Sim).len().min(world.p.pool(Dynamics::Real).len());
+    if p.session_len > smallest {
+        return Err(StageError::Input(format!(
+            "`session_len` {} exceeds a pool of the world ({smallest} items)",
+            p.session_len
+        )));
+    }
+    let (_, sim) = world_pool(inputs, "sim_item_vecs", &world, Dynamics::Sim, device, Side::Sim)?;
+    let (real_ids, real) = world_pool(inputs, "real_item_vecs", &world, Dynamics::Real, device, Side::Real)?;
+    if sim.items.size()[1] != real.items.size()[1] {
+        return Err(StageError::Input("`sim_item_vecs` and `real_item_vecs` differ in width".into()));
+    }
+    let position: HashMap<u32, i64> = real_ids.iter().enumerate().map(|(k, &id)| (id - 1, k as i64)).collect();
+    let logged = logs_from_table(inputs.table("logs")?)?;
+    let mut logs = Vec::new();
+    for l in &logged {
+        // Sessions cut into T steps (as the replay logs are).
+        for c in 0..l.items.len() / p.session_len {
+            let r = c * p.session_len..(c + 1) * p.session_len;
+            let actions: Option<Vec<i64>> = l.items[r.clone()].iter().map(|i| position.get(i).copied()).collect();
+            let actions =
+                actions.ok_or_else(|| StageError::Input("`logs` serve items outside the real pool".into()))?;
+            logs.push(Episode { actions, rewards: l.clicks[r].to_vec() });
+        }
+    }
+    // The oracle: the same DQN interacting with the real dynamics (over the real pool, so in the
+    // categories setting it also trains on the items it is tested on).
+    let (sim, env) = if p.method == Method::Oracle {
+        (Domain::raw(real.items.shallow_clone(), Side::Sim), world.env(Dynamics::Real, Population::Sim))
+    } else {
+        (sim, world.env(Dynamics::Sim, Population::Sim))
+    };
+    let opts = TrainOptions {
+        iterations: p.iterations,
+        batch: p.batch,
+        session_len: p.session_len,
+        gamma: p.gamma,
+        lr: p.lr,
+        target_every: p.target_every,
+        k_interval: p.k_interval,
+        hidden: p.hidden,
+        item_bias: p.item_bias,
+        item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
+        real_bootstrap: p.real_bootstrap,
+        real_conservative: p.real_conservative,
+        real_negatives: None,
+        seed: p.seed,
+        delta_r: p.has_delta_r().then_some(DeltaROptions {
+            alpha: p.alpha,
+            warmup: p.delta_r_warmup,
+            noise: p.clf_noise,
+            hidden: p.clf_hidden,
+            lr: p.clf_lr,
+            sim_logs: None,
+        }),
+    };
+    let n = p.iterations;
+    let val_curve: RefCell<Vec<(usize, crate::eval::metrics::Summary)>> = RefCell::new(Vec::new());
+    let report = |snap: &Snapshot| {
+        ctx.check_cancelled()?;
+        let done = snap.row.iteration + 1;
+        if done.is_multiple_of(p.val_every) || done == n {
+            if let Some(items) = snap.real_items {
+                let dom = Domain::raw(items.detach(), Side::Real);
+                let rows = online_sessions(snap.net, &dom, &world, Population::Val);
+                val_curve.borrow_mut().push((done, summarize(&rows.iter().map(|r| r.1).collect::<Vec<_>>())));
+            }
+        }
+        if done.is_multiple_of(10) || done == n {
+            ctx.progress(done as f64 / n as f64, &format!("iteration {done}/{n} td {:.4}", snap.row.td_loss));
+        }
+        Ok(())
+    };
+    ctx.progress(0.0, "training in the world");
+    let trained = train(&sim, &env, Some((&real, &logs)), &opts, None, device, &report)?;
+    ctx.check_cancelled()?;
+    let meta = ModelMeta {
+        hidden: p.hidden,
+        dim: sim.items.size()[1],
+        item_bias: p.item_bias,
+        session_len: p.session_len,
+        rating_max: 1.0,
+        reward: RewardMap::Normalized,
+        real_sessions: logs.len(),
+        alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
+    };
+    train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
+}
+
 /// `irs.eval`: greedy sessions of the trained policy for the users of `test`.
 pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
+    if p.users.is_some() && !inputs.has("world") {
+        return Err(StageError::Input("`users` selects a world's users: bind `world`".into()));
+    }
     // irs.train's `real_item_vecs`: exactly the vectors the policy was trained with.
     let (ids, real) = vectors_tensor(inputs, "real_item_vecs", device, true, Side::Real)?;
     let meta = ModelMeta::from_table(inputs.table("model")?)?;
@@ -345,6 +512,18 @@ pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Output
         return Err(StageError::Input("`weights` must be a weights artifact".into()));
     };
     load_weights(&mut vs, w, ctx.scratch())?;
+    if inputs.has("world") {
+        let world = world_from_table(inputs.table("world")?)?;
+        if ids != world.p.pool(Dynamics::Real).iter().map(|&i| i + 1).collect::<Vec<_>>() {
+            return Err(StageError::Input("`real_item_vecs` are not of this world's real pool".into()));
+        }
+        let pop = p.users.unwrap_or_default().population();
+        ctx.progress(0.0, &format!("{} online sessions", world.users(pop)));
+        return metric_tables(&p.method, &online_sessions(&net, &real, &world, pop));
+    }
+    if !inputs.has("test") {
+        return Err(StageError::Input("bind `test` (replay users) or `world` (an interactive world)".into()));
+    }
     let test = Ratings::from_batch(inputs.table("test")?, "test")?;
     let by_user = ratings_by_user(&test);
     let mut rule = Rule::for_scale(y_max);

@@ -1,0 +1,108 @@
+//! `world.eval`: the sanity baselines of an interactive world, served online to its fresh
+//! real-dynamics users (test or validation): `random` (uniform over items not yet served) and
+//! `popular` (items by their smoothed click rate in the logs, the same list for every user).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::artifact::{Inputs, Outputs};
+use crate::api::context::Context;
+use crate::api::docs::{InputDoc, OutputDoc, ParamDoc};
+use crate::api::error::StageError;
+use crate::api::params;
+use crate::api::stage::Stage;
+use crate::env::session::serve;
+use crate::env::world::{logged_click_rates, logs_from_table, world_from_table, Dynamics, EvalUsers};
+use crate::eval::metrics::online_session;
+use crate::eval::tables::metric_tables;
+
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Policy {
+    Random,
+    Popular,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct P {
+    policy: Policy,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    users: EvalUsers,
+    #[serde(default)]
+    seed: u64,
+}
+
+const PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "policy", ty: "random | popular", default: None, help: "the baseline" },
+    ParamDoc { name: "method", ty: "string", default: Some("the policy"), help: "label of the summary row" },
+    ParamDoc { name: "users", ty: "test | val", default: Some("test"), help: "which fresh real-dynamics users" },
+    ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed of `random`" },
+];
+
+/// The baselines stage.
+pub struct WorldEval;
+
+impl Stage for WorldEval {
+    fn kind(&self) -> &'static str {
+        "world.eval"
+    }
+    fn about(&self) -> &'static str {
+        "random and most-popular served online to a world's real-dynamics test (or validation) users"
+    }
+    fn source(&self) -> &'static str {
+        file!()
+    }
+    fn params(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+    fn inputs(&self) -> &'static [InputDoc] {
+        &[
+            InputDoc { name: "world", required: true, many: false, help: "world.synth world" },
+            InputDoc { name: "logs", required: true, many: false, help: "world.synth logs (popularity)" },
+        ]
+    }
+    fn outputs(&self) -> &'static [OutputDoc] {
+        crate::eval::tables::METRIC_OUTPUTS
+    }
+    fn validate(&self, p: &Value) -> Result<(), StageError> {
+        params::parse::<P>(p, PARAMS).map(|_| ())
+    }
+    fn normalize(&self, p: &Value) -> Result<Value, StageError> {
+        params::normalized::<P>(p, PARAMS)
+    }
+    fn run(&self, ctx: &Context, inputs: &Inputs, p: &Value) -> Result<Outputs, StageError> {
+        let p: P = params::parse(p, PARAMS)?;
+        let w = world_from_table(inputs.table("world")?)?;
+        let logs = logs_from_table(inputs.table("logs")?)?;
+        let env = w.env(Dynamics::Real, p.users.population());
+        let n = env.pool.len();
+        let rates = logged_click_rates(&w, &logs);
+        let mut by_rate: Vec<usize> = (0..n).collect();
+        by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
+        let users: Vec<usize> = (0..w.users(p.users.population())).collect();
+        ctx.progress(0.0, &format!("{} sessions", users.len()));
+        let mut rngs: Vec<ChaCha8Rng> =
+            users.iter().map(|&u| ChaCha8Rng::seed_from_u64(p.seed ^ (u as u64) << 20)).collect();
+        let served = serve(&env, &users, w.p.session_len, 0, &mut |slot, so_far| match p.policy {
+            Policy::Popular => {
+                by_rate.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
+            }
+            Policy::Random => loop {
+                let a = rngs[slot].random_range(0..n) as i64;
+                if !so_far.contains(&a) {
+                    break a;
+                }
+            },
+        });
+        let rows: Vec<(u32, _)> =
+            served.iter().enumerate().map(|(u, s)| (u as u32 + 1, online_session(&s.1))).collect();
+        let label =
+            p.method.clone().unwrap_or_else(|| if p.policy == Policy::Popular { "popular" } else { "random" }.into());
+        metric_tables(&label, &rows)
+    }
+}
