@@ -540,6 +540,33 @@ fn synth_gap_runs_with_the_oracle() {
 }
 
 #[test]
+fn dynamics_gap_runs_in_an_interactive_world() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/dynamics-gap.yaml");
+    let p = pipeline.to_str().unwrap();
+    let small = ["betas=[0,1]", "seeds=[1,2]", "iterations=10", "test_users=60", "val_users=20"];
+    let mut args = vec!["run", p, "--report", "r.json"];
+    for s in &small {
+        args.extend(["--set", s]);
+    }
+    let run = t.run(&args);
+    let stdout = run.stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    for id in ["world[beta=1]", "baselines[beta=0,policy=myopic,seed=2]", "baselines[beta=1,policy=random,seed=1]"] {
+        assert_eq!(s[id], "ran", "{id}: {s:?}");
+    }
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        assert!(stdout.contains("| Oracle (real dynamics) |") && stdout.contains("1 gap closed"), "{stdout}");
+    } else {
+        run.code(1);
+        assert_eq!(s["oracle[beta=0,seed=1]"], "failed");
+    }
+}
+
+#[test]
 fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     let t = Test::new();
     t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");

@@ -28,7 +28,7 @@ use crate::api::stage::Stage;
 use crate::data::table::batch;
 use crate::eval::metrics::Metric;
 use crate::numerics::stats::mean_ci;
-use crate::report::summaries::{collect, ordered_methods, paired};
+use crate::report::summaries::{collect, gap_closed, ordered_methods, paired};
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +45,10 @@ struct P {
     labels: BTreeMap<String, String>,
     #[serde(default = "d_t")]
     session_len: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<Vec<Metric>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oracle: Option<String>,
 }
 fn d_seed() -> String {
     "seed".into()
@@ -63,6 +67,19 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "order", ty: "[string]", default: Some("sorted"), help: "row order of the methods" },
     ParamDoc { name: "labels", ty: "{method: label}", default: Some("{}"), help: "display names" },
     ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T in the headers" },
+    ParamDoc {
+        name: "metrics",
+        ty: "[reward | precision | recall | f1]",
+        default: Some("all four"),
+        help: "the metric columns (a world's online sessions have reward and P@T only)",
+    },
+    ParamDoc {
+        name: "oracle",
+        ty: "string",
+        default: Some("none"),
+        help:
+            "method whose gap to the baseline the others close: adds a `gap closed` column (per seed, then mean ± CI)",
+    },
 ];
 
 fn cell(m: f64, ci: f64) -> String {
@@ -121,6 +138,9 @@ impl Stage for ReportTable {
         let (mut lm, mut lc, mut lk, mut lmean, mut lci, mut ln) = (vec![], vec![], vec![], vec![], vec![], vec![]);
         for c in &cols {
             for (k, h) in headers.iter().enumerate() {
+                if p.metrics.as_ref().is_some_and(|ms| !ms.contains(&Metric::ALL[k])) {
+                    continue;
+                }
                 let name = if c.is_empty() { h.clone() } else { format!("{c} {h}") };
                 let mut col_cells = Vec::new();
                 for m in &ordered {
@@ -163,6 +183,31 @@ impl Stage for ReportTable {
                 col_cells.push(text);
             }
             table_cols.push((name, col_cells));
+            if let Some(oracle) = &p.oracle {
+                let name = if c.is_empty() { "gap closed".to_string() } else { format!("{c} gap closed") };
+                let mut col_cells = Vec::new();
+                for m in &ordered {
+                    let g =
+                        gap_closed(&cells, &p.baseline, oracle, m, c, 0).filter(|_| m != &p.baseline && m != oracle);
+                    col_cells.push(match g {
+                        Some(g) => {
+                            lm.push(m.clone());
+                            lc.push(c.clone());
+                            lk.push("gap_closed".into());
+                            lmean.push(g.mean);
+                            lci.push(g.ci);
+                            ln.push(g.n as u32);
+                            if g.ci.is_nan() {
+                                format!("{:.0}%", 100.0 * g.mean)
+                            } else {
+                                format!("{:.0}% ± {:.0}", 100.0 * g.mean, 100.0 * g.ci)
+                            }
+                        }
+                        None => "—".to_string(),
+                    });
+                }
+                table_cols.push((name, col_cells));
+            }
         }
         let table = batch(
             table_cols

@@ -1,6 +1,9 @@
 //! `world.eval`: the sanity baselines of an interactive world, served online to its fresh
 //! real-dynamics users (test or validation): `random` (uniform over items not yet served) and
-//! `popular` (items by their smoothed click rate in the logs, the same list for every user).
+//! `popular` (items by their smoothed click rate in the logs, the same list for every user), and
+//! `myopic`, a privileged reference no learner can be: it knows each user's taste and the real
+//! dynamics and serves the item of the highest exact click probability given the session so far
+//! (the best one-step policy; a planner that rotates topics can beat it when boredom is strong).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +26,7 @@ use crate::eval::tables::metric_tables;
 enum Policy {
     Random,
     Popular,
+    Myopic,
 }
 
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -38,7 +42,7 @@ struct P {
 }
 
 const PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "policy", ty: "random | popular", default: None, help: "the baseline" },
+    ParamDoc { name: "policy", ty: "random | popular | myopic", default: None, help: "the baseline" },
     ParamDoc { name: "method", ty: "string", default: Some("the policy"), help: "label of the summary row" },
     ParamDoc { name: "users", ty: "test | val", default: Some("test"), help: "which fresh real-dynamics users" },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed of `random`" },
@@ -86,11 +90,22 @@ impl Stage for WorldEval {
         by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
         let users: Vec<usize> = (0..w.users(p.users.population())).collect();
         ctx.progress(0.0, &format!("{} sessions", users.len()));
+        let pop = p.users.population();
+        let tastes: Vec<Vec<f64>> =
+            if p.policy == Policy::Myopic { users.iter().map(|&u| w.taste(pop, u)).collect() } else { Vec::new() };
         let mut rngs: Vec<ChaCha8Rng> =
             users.iter().map(|&u| ChaCha8Rng::seed_from_u64(p.seed ^ (u as u64) << 20)).collect();
         let served = serve(&env, &users, w.p.session_len, 0, &mut |slot, so_far| match p.policy {
             Policy::Popular => {
                 by_rate.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
+            }
+            Policy::Myopic => {
+                let hist: Vec<u32> = so_far.iter().map(|&a| env.pool[a as usize]).collect();
+                let score = |a: usize| w.prob(Dynamics::Real, &tastes[slot], &hist, env.pool[a]);
+                (0..n)
+                    .filter(|a| !so_far.contains(&(*a as i64)))
+                    .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
+                    .expect("session_len ≤ pool") as i64
             }
             Policy::Random => loop {
                 let a = rngs[slot].random_range(0..n) as i64;
@@ -101,8 +116,14 @@ impl Stage for WorldEval {
         });
         let rows: Vec<(u32, _)> =
             served.iter().enumerate().map(|(u, s)| (u as u32 + 1, online_session(&s.1))).collect();
-        let label =
-            p.method.clone().unwrap_or_else(|| if p.policy == Policy::Popular { "popular" } else { "random" }.into());
+        let label = p.method.clone().unwrap_or_else(|| {
+            match p.policy {
+                Policy::Popular => "popular",
+                Policy::Random => "random",
+                Policy::Myopic => "myopic",
+            }
+            .into()
+        });
         metric_tables(&label, &rows)
     }
 }

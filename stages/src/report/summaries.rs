@@ -47,6 +47,25 @@ pub fn paired(cells: &Cells, baseline: &str, method: &str, col: &str, k: usize) 
     Some(Paired { mean, ci, n: diffs.len(), baseline_mean })
 }
 
+/// The share of the `baseline` → `oracle` gap that `method` closes in column `col` on metric
+/// `k`: (R_method − R_baseline)/(R_oracle − R_baseline) per seed (the seeds all three have),
+/// then mean and 95% CI over seeds; a seed without a gap (oracle = baseline) has no share. None
+/// without such a seed.
+pub fn gap_closed(cells: &Cells, baseline: &str, oracle: &str, method: &str, col: &str, k: usize) -> Option<Paired> {
+    let get = |m: &str| cells.get(&(m.to_string(), col.to_string()));
+    let (b, o, x) = (get(baseline)?, get(oracle)?, get(method)?);
+    let shares: Vec<f64> = x
+        .iter()
+        .filter_map(|(s, v)| Some((v[k] - b.get(s)?[k]) / (o.get(s)?[k] - b.get(s)?[k])))
+        .filter(|x| x.is_finite())
+        .collect();
+    if shares.is_empty() {
+        return None;
+    }
+    let (mean, ci) = mean_ci(&shares);
+    Some(Paired { mean, ci, n: shares.len(), baseline_mean: f64::NAN })
+}
+
 /// (method, column) → seed → [reward, precision, recall, f1].
 pub type Cells = BTreeMap<(String, String), BTreeMap<String, [f64; 4]>>;
 
@@ -90,4 +109,30 @@ pub fn collect(inputs: &Inputs, columns: Option<&str>, seed_axis: &str) -> Resul
         return Err(StageError::Input("no summaries bound to `summary`".into()));
     }
     Ok((cells, order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_closed_is_the_per_seed_share_of_the_baseline_to_oracle_gap() {
+        let mut cells: Cells = BTreeMap::new();
+        let put = |cells: &mut Cells, m: &str, seed: &str, r: f64| {
+            cells.entry((m.to_string(), "1".to_string())).or_default().insert(seed.to_string(), [r, r, 0.0, 0.0]);
+        };
+        for (seed, b, o, x) in [("1", 0.2, 0.4, 0.3), ("2", 0.1, 0.5, 0.4), ("3", 0.3, 0.4, 0.3)] {
+            put(&mut cells, "dqn_r", seed, b);
+            put(&mut cells, "oracle", seed, o);
+            put(&mut cells, "s2r_no_rep", seed, x);
+        }
+        // Shares 0.5, 0.75, 0: mean 5/12.
+        let g = gap_closed(&cells, "dqn_r", "oracle", "s2r_no_rep", "1", 0).unwrap();
+        assert_eq!(g.n, 3);
+        assert!((g.mean - 5.0 / 12.0).abs() < 1e-12, "{}", g.mean);
+        assert!(g.ci > 0.0);
+        assert!(gap_closed(&cells, "dqn_r", "oracle", "s2r_no_rep", "2", 0).is_none(), "no such column");
+        let o = gap_closed(&cells, "dqn_r", "oracle", "oracle", "1", 0).unwrap();
+        assert!((o.mean - 1.0).abs() < 1e-12, "the oracle closes its own gap");
+    }
 }
