@@ -76,8 +76,7 @@ fn dqn_r_learns_on_ml_latest_small_and_beats_random() {
     };
     let Trained { vs, curves, .. } = train(
         &sim,
-        fs.users.len(),
-        &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
+        &Replay::new(fs.users.len(), &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0)),
         None,
         &opts,
         None,
@@ -123,8 +122,7 @@ fn dqn_r_learns_on_ml_latest_small_and_beats_random() {
     let again = |o: &TrainOptions| {
         train(
             &sim,
-            fs.users.len(),
-            &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0),
+            &Replay::new(fs.users.len(), &|u, a| sim_r[u].get(&a).copied().unwrap_or(0.0)),
             None,
             &TrainOptions { iterations: 20, ..o.clone() },
             None,

@@ -398,16 +398,37 @@ impl World {
     /// steps of ε-greedy popularity (the most popular item not yet served, or with probability ε
     /// a uniformly random one) over the real pool, answered by the real dynamics.
     pub fn logs(&self) -> Vec<LoggedSession> {
-        let env = self.env(Dynamics::Real, Population::Logged);
+        self.behaviour_sessions(Dynamics::Real, Population::Logged, self.p.logged_users, self.p.logged_sessions)
+    }
+
+    /// `sessions` sessions of each of the first `users` users of `pop` with the behaviour policy of
+    /// the logs over `d`'s pool, answered by `d` (the logs are the real ones of the logged users).
+    pub fn behaviour_sessions(
+        &self,
+        d: Dynamics,
+        pop: Population,
+        users: usize,
+        sessions: usize,
+    ) -> Vec<LoggedSession> {
+        let env = self.env(d, pop);
         let rates = self.population_click_rates();
         let mut by_rate: Vec<usize> = (0..env.pool.len()).collect();
         by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
-        let users: Vec<usize> = (0..self.p.logged_users).collect();
-        let mut out = Vec::with_capacity(users.len() * self.p.logged_sessions);
-        for s in 0..self.p.logged_sessions {
+        let users: Vec<usize> = (0..users).collect();
+        let mut out = Vec::with_capacity(users.len() * sessions);
+        for s in 0..sessions {
             let mut rngs: Vec<ChaCha8Rng> = users
                 .iter()
-                .map(|&u| ChaCha8Rng::seed_from_u64(stream_seed(&[self.p.seed, BEHAVIOUR, u as u64, s as u64])))
+                .map(|&u| {
+                    let parts = [self.p.seed, BEHAVIOUR, u as u64, s as u64];
+                    // The real logs keep their original streams; other populations get their own.
+                    let seed = if pop == Population::Logged {
+                        stream_seed(&parts)
+                    } else {
+                        stream_seed(&[parts[0], parts[1], parts[2], parts[3], pop.tag()])
+                    };
+                    ChaCha8Rng::seed_from_u64(seed)
+                })
                 .collect();
             let n = env.pool.len();
             let served = serve(&env, &users, self.p.session_len, s as u64, &mut |slot, so_far| {
@@ -651,6 +672,28 @@ mod tests {
         let two = serve(&env, &[3, 4], 8, 5, pick);
         assert_eq!(two[0], all[3]);
         assert_eq!(two[1], all[4]);
+    }
+
+    #[test]
+    fn the_behaviour_policy_in_sim_differs_from_the_logs_only_by_the_dynamics() {
+        for beta in [0.0, 0.9] {
+            let w = World::new(&WorldParams { logged_users: 40, ..world(beta).p }).unwrap();
+            let (logs, sim) = (w.logs(), w.behaviour_sessions(Dynamics::Sim, Population::Logged, 40, 1));
+            assert!(logs.iter().zip(&sim).all(|(a, b)| a.items == b.items), "the same items served");
+            let clicks = |v: &[LoggedSession]| v.iter().flat_map(|l| l.clicks.iter()).sum::<f32>();
+            if beta == 0.0 {
+                assert_eq!(logs, sim, "β = 0: the same sessions");
+            } else {
+                assert!(
+                    clicks(&sim) > clicks(&logs) * 1.2,
+                    "bored real users click less: {} vs {}",
+                    clicks(&sim),
+                    clicks(&logs)
+                );
+            }
+        }
+        let w = world(0.5);
+        assert_ne!(w.behaviour_sessions(Dynamics::Sim, Population::Sim, 5, 1)[0].clicks.len(), 0);
     }
 
     #[test]

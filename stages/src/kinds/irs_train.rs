@@ -100,9 +100,9 @@ const PARAMS: &[ParamDoc] = &[
     },
     ParamDoc {
         name: "clf_sim_data",
-        ty: "rollouts | logs",
+        ty: "rollouts | logs | behaviour",
         default: Some("rollouts"),
-        help: "sim side of the classifiers: replayed rollouts, or the sim users' logged sessions (Δr then on rated steps only)",
+        help: "sim side of the classifiers: replayed rollouts, the sim users' logged sessions (replay; Δr then on rated steps only), or the logs' behaviour policy served by the sim dynamics (worlds)",
     },
 ];
 

@@ -39,6 +39,9 @@ pub enum ClfSimData {
     Rollouts,
     /// The sim users' own logged sessions (Δr then on rated steps only).
     Logs,
+    /// Worlds: sessions of the real logs' behaviour policy served by the sim dynamics, so the two
+    /// sides differ in their dynamics only (not in the policy that chose the items).
+    Behaviour,
 }
 
 /// How the TD target values the next state.

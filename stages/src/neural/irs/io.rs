@@ -227,6 +227,9 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         Negatives { per_step: p.real_negatives, rated: logged.iter().map(|l| rated[&l.0].clone()).collect() }
     });
     // The sim users' own logged sessions, for `clf_sim_data: logs`.
+    if p.clf_sim_data == ClfSimData::Behaviour {
+        return Err(StageError::Input("`clf_sim_data: behaviour` exists in worlds only: bind `world`".into()));
+    }
     let sim_logs = if p.clf_sim_data == ClfSimData::Logs {
         let l = episodes(&logged_sessions(&sim_r, &sim_index, to_reward, p.session_len));
         if l.is_empty() {
@@ -260,6 +263,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
             noise: p.clf_noise,
             hidden: p.clf_hidden,
             lr: p.clf_lr,
+            rated_only: sim_logs.is_some(),
             sim_logs,
         }),
     };
@@ -431,6 +435,17 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
             logs.push(Episode { actions, rewards: l.clicks[r].to_vec() });
         }
     }
+    // The classifiers' sim side for `clf_sim_data: behaviour`: the behaviour policy's sessions
+    // with the sim users and dynamics, over the sim pool.
+    let sim_behaviour = (p.clf_sim_data == ClfSimData::Behaviour).then(|| {
+        let pool = world.p.pool(Dynamics::Sim);
+        let pos: HashMap<u32, i64> = pool.iter().enumerate().map(|(k, &i)| (i, k as i64)).collect();
+        world
+            .behaviour_sessions(Dynamics::Sim, Population::Sim, world.p.sim_users, 1)
+            .into_iter()
+            .map(|l| Episode { actions: l.items.iter().map(|i| pos[i]).collect(), rewards: l.clicks })
+            .collect::<Vec<_>>()
+    });
     // The oracle: the same DQN interacting with the real dynamics (over the real pool, so in the
     // categories setting it also trains on the items it is tested on).
     let (sim, env) = if p.method == Method::Oracle {
@@ -459,7 +474,8 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
             noise: p.clf_noise,
             hidden: p.clf_hidden,
             lr: p.clf_lr,
-            sim_logs: None,
+            sim_logs: sim_behaviour,
+            rated_only: false,
         }),
     };
     let n = p.iterations;

@@ -72,6 +72,8 @@ pub struct DeltaROptions {
     /// time order, every step rated) with the real logs, instead of sim rollouts (mostly unrated
     /// steps) — and Δr then applies to rated sim steps only (r > 0), the only kind both saw.
     pub sim_logs: Option<Vec<Episode>>,
+    /// Apply Δr to rated steps (r > 0) only (with the replay's `sim_logs`).
+    pub rated_only: bool,
 }
 
 /// Negative sampling on the real logs (as SNQN, Xin et al. 2022, does for Q-learning on logged
@@ -279,7 +281,7 @@ pub fn train(
                 (Some(clf), Some(dr)) if it >= dr.warmup => {
                     let (a, r) = batch_tensors(&batch, device);
                     let mut delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
-                    if dr.sim_logs.is_some() {
+                    if dr.rated_only {
                         delta *= r.gt(0.0).to_kind(Kind::Float);
                     }
                     row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
@@ -358,6 +360,7 @@ mod tests {
                 hidden: 8,
                 lr: 1e-3,
                 sim_logs: None,
+                rated_only: false,
             }),
         }
     }
@@ -470,6 +473,7 @@ mod tests {
             .map(|k| Episode { actions: (0..8).map(|i| (i + 2 * k) % 30).collect(), rewards: vec![0.8; 8] })
             .collect();
         o.delta_r.as_mut().unwrap().sim_logs = Some(sim_logs);
+        o.delta_r.as_mut().unwrap().rated_only = true;
         let zero = |_: usize, _: i64| 0.0;
         let t =
             train(&sim, &Replay::new(5, &zero), Some((&real, &logs)), &o, None, tch::Device::Cpu, &|_| Ok(())).unwrap();
