@@ -412,8 +412,7 @@ impl World {
     ) -> Vec<LoggedSession> {
         let env = self.env(d, pop);
         let rates = self.population_click_rates();
-        let mut by_rate: Vec<usize> = (0..env.pool.len()).collect();
-        by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
+        let by_rate = ranked(&rates, &env.pool);
         let users: Vec<usize> = (0..users).collect();
         let mut out = Vec::with_capacity(users.len() * sessions);
         for s in 0..sessions {
@@ -434,14 +433,9 @@ impl World {
             let served = serve(&env, &users, self.p.session_len, s as u64, &mut |slot, so_far| {
                 let rng = &mut rngs[slot];
                 if rng.random::<f64>() < self.p.behaviour_epsilon {
-                    loop {
-                        let a = rng.random_range(0..n) as i64;
-                        if !so_far.contains(&a) {
-                            break a;
-                        }
-                    }
+                    random_unserved(rng, n, so_far)
                 } else {
-                    by_rate.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
+                    first_unserved(&by_rate, so_far)
                 }
             });
             for (u, (items, clicks)) in served.into_iter().enumerate() {
@@ -532,6 +526,28 @@ pub fn logged_click_rates(world: &World, logs: &[LoggedSession]) -> Vec<f64> {
         }
     }
     clicks.iter().zip(&shows).map(|(c, s)| (c + 1.0) / (s + 2.0)).collect()
+}
+
+/// Positions of `pool` ordered by `rates` of their items (highest first, ties by position).
+pub fn ranked(rates: &[f64], pool: &[u32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    order.sort_by(|&a, &b| rates[pool[b] as usize].total_cmp(&rates[pool[a] as usize]).then(a.cmp(&b)));
+    order
+}
+
+/// The first position of `order` not yet served in the session.
+pub fn first_unserved(order: &[usize], so_far: &[i64]) -> i64 {
+    order.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
+}
+
+/// A uniformly random position of a pool of `n` not yet served in the session.
+pub fn random_unserved(rng: &mut ChaCha8Rng, n: usize, so_far: &[i64]) -> i64 {
+    loop {
+        let a = rng.random_range(0..n) as i64;
+        if !so_far.contains(&a) {
+            break a;
+        }
+    }
 }
 
 /// A world's users of one population answering with one dynamics (see [`World::env`]).
@@ -692,8 +708,6 @@ mod tests {
                 );
             }
         }
-        let w = world(0.5);
-        assert_ne!(w.behaviour_sessions(Dynamics::Sim, Population::Sim, 5, 1)[0].clicks.len(), 0);
     }
 
     #[test]

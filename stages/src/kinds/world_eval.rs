@@ -5,7 +5,7 @@
 //! dynamics and serves the item of the highest exact click probability given the session so far
 //! (the best one-step policy; a planner that rotates topics can beat it when boredom is strong).
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +17,9 @@ use crate::api::error::StageError;
 use crate::api::params;
 use crate::api::stage::Stage;
 use crate::env::session::serve;
-use crate::env::world::{logged_click_rates, logs_from_table, world_from_table, Dynamics, EvalUsers};
+use crate::env::world::{
+    first_unserved, logged_click_rates, logs_from_table, random_unserved, ranked, world_from_table, Dynamics, EvalUsers,
+};
 use crate::eval::metrics::online_session;
 use crate::eval::tables::metric_tables;
 
@@ -86,19 +88,16 @@ impl Stage for WorldEval {
         let env = w.env(Dynamics::Real, p.users.population());
         let n = env.pool.len();
         let rates = logged_click_rates(&w, &logs);
-        let mut by_rate: Vec<usize> = (0..n).collect();
-        by_rate.sort_by(|&a, &b| rates[env.pool[b] as usize].total_cmp(&rates[env.pool[a] as usize]).then(a.cmp(&b)));
-        let users: Vec<usize> = (0..w.users(p.users.population())).collect();
-        ctx.progress(0.0, &format!("{} sessions", users.len()));
+        let by_rate = ranked(&rates, &env.pool);
         let pop = p.users.population();
+        let users: Vec<usize> = (0..w.users(pop)).collect();
+        ctx.progress(0.0, &format!("{} sessions", users.len()));
         let tastes: Vec<Vec<f64>> =
             if p.policy == Policy::Myopic { users.iter().map(|&u| w.taste(pop, u)).collect() } else { Vec::new() };
         let mut rngs: Vec<ChaCha8Rng> =
             users.iter().map(|&u| ChaCha8Rng::seed_from_u64(p.seed ^ (u as u64) << 20)).collect();
         let served = serve(&env, &users, w.p.session_len, 0, &mut |slot, so_far| match p.policy {
-            Policy::Popular => {
-                by_rate.iter().map(|&a| a as i64).find(|a| !so_far.contains(a)).expect("session_len ≤ pool")
-            }
+            Policy::Popular => first_unserved(&by_rate, so_far),
             Policy::Myopic => {
                 let hist: Vec<u32> = so_far.iter().map(|&a| env.pool[a as usize]).collect();
                 let score = |a: usize| w.prob(Dynamics::Real, &tastes[slot], &hist, env.pool[a]);
@@ -107,12 +106,7 @@ impl Stage for WorldEval {
                     .max_by(|&a, &b| score(a).total_cmp(&score(b)).then(b.cmp(&a)))
                     .expect("session_len ≤ pool") as i64
             }
-            Policy::Random => loop {
-                let a = rngs[slot].random_range(0..n) as i64;
-                if !so_far.contains(&a) {
-                    break a;
-                }
-            },
+            Policy::Random => random_unserved(&mut rngs[slot], n, so_far),
         });
         let rows: Vec<(u32, _)> =
             served.iter().enumerate().map(|(u, s)| (u as u32 + 1, online_session(&s.1))).collect();

@@ -242,31 +242,8 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     } else {
         None
     };
-    let opts = TrainOptions {
-        iterations: p.iterations,
-        batch: p.batch,
-        session_len: p.session_len,
-        gamma: p.gamma,
-        lr: p.lr,
-        target_every: p.target_every,
-        k_interval: p.k_interval,
-        hidden: p.hidden,
-        item_bias: p.item_bias,
-        item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
-        real_bootstrap: p.real_bootstrap,
-        real_conservative: p.real_conservative,
-        real_negatives,
-        seed: p.seed,
-        delta_r: p.has_delta_r().then_some(DeltaROptions {
-            alpha: p.alpha,
-            warmup: p.delta_r_warmup,
-            noise: p.clf_noise,
-            hidden: p.clf_hidden,
-            lr: p.clf_lr,
-            rated_only: sim_logs.is_some(),
-            sim_logs,
-        }),
-    };
+    let rated_only = sim_logs.is_some();
+    let opts = train_options(p, real_negatives, sim_logs, rated_only);
     ctx.progress(0.0, "training");
     let reward = |u: usize, a: i64| rewards[u].get(&a).copied().unwrap_or(0.0);
     let n = p.iterations;
@@ -309,6 +286,42 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
     };
     train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
+}
+
+/// The trainer's options from `irs.train`'s params, with the data-dependent parts: negatives on
+/// the real logs, the classifiers' sim side (None: the sim rollouts), and whether Δr applies to
+/// rated steps only.
+fn train_options(
+    p: &TrainConfig,
+    real_negatives: Option<Negatives>,
+    sim_logs: Option<Vec<Episode>>,
+    rated_only: bool,
+) -> TrainOptions {
+    TrainOptions {
+        iterations: p.iterations,
+        batch: p.batch,
+        session_len: p.session_len,
+        gamma: p.gamma,
+        lr: p.lr,
+        target_every: p.target_every,
+        k_interval: p.k_interval,
+        hidden: p.hidden,
+        item_bias: p.item_bias,
+        item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
+        real_bootstrap: p.real_bootstrap,
+        real_conservative: p.real_conservative,
+        real_negatives,
+        seed: p.seed,
+        delta_r: p.has_delta_r().then_some(DeltaROptions {
+            alpha: p.alpha,
+            warmup: p.delta_r_warmup,
+            noise: p.clf_noise,
+            hidden: p.clf_hidden,
+            lr: p.clf_lr,
+            sim_logs,
+            rated_only,
+        }),
+    }
 }
 
 /// `irs.train`'s outputs: the weights, the real item vectors the policy uses, its metadata and
@@ -453,31 +466,7 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
     } else {
         (sim, world.env(Dynamics::Sim, Population::Sim))
     };
-    let opts = TrainOptions {
-        iterations: p.iterations,
-        batch: p.batch,
-        session_len: p.session_len,
-        gamma: p.gamma,
-        lr: p.lr,
-        target_every: p.target_every,
-        k_interval: p.k_interval,
-        hidden: p.hidden,
-        item_bias: p.item_bias,
-        item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
-        real_bootstrap: p.real_bootstrap,
-        real_conservative: p.real_conservative,
-        real_negatives: None,
-        seed: p.seed,
-        delta_r: p.has_delta_r().then_some(DeltaROptions {
-            alpha: p.alpha,
-            warmup: p.delta_r_warmup,
-            noise: p.clf_noise,
-            hidden: p.clf_hidden,
-            lr: p.clf_lr,
-            sim_logs: sim_behaviour,
-            rated_only: false,
-        }),
-    };
+    let opts = train_options(p, None, sim_behaviour, false);
     let n = p.iterations;
     let val_curve: RefCell<Vec<(usize, crate::eval::metrics::Summary)>> = RefCell::new(Vec::new());
     let report = |snap: &Snapshot| {
