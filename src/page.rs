@@ -346,6 +346,10 @@ pub fn build(graph: &Graph<Built>, registry: &Registry, store: &Store, machine: 
                         let label = label.strip_prefix(&base).unwrap_or(&label).to_string();
                         lines.push((label, ci, xs.into_iter().zip(ys).collect::<Vec<_>>()));
                     }
+                    // A column measured nowhere in these runs (e.g. the exact ratios outside a world).
+                    if lines.iter().all(|l| l.2.iter().all(|q| !q.1.is_finite())) {
+                        continue;
+                    }
                     let title = format!("{}{}", field.name(), if out == "val_curve" { " (validation)" } else { "" });
                     let panel = Panel { title, x_label: x_name.clone(), lines };
                     let Ok(svg) = panel_svg(&panel, (330, 210)) else { continue };

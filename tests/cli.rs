@@ -567,6 +567,43 @@ fn dynamics_gap_runs_in_an_interactive_world() {
 }
 
 #[test]
+fn dynamics_gap_categories_runs_all_five_methods_on_mf_and_darec_vectors_of_a_world() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/dynamics-gap-categories.yaml");
+    let p = pipeline.to_str().unwrap();
+    let small =
+        ["betas=[1]", "seeds=[1]", "alphas=[1.0]", "iterations=10", "test_users=60", "val_users=20", "darec.epochs=2"];
+    let mut args = vec!["run", p, "--report", "r.json"];
+    for s in &small {
+        args.extend(["--set", s]);
+    }
+    let run = t.run(&args);
+    let stdout = run.stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
+    let s = statuses(&report);
+    for id in ["world[beta=1]", "svd[beta=1]", "baselines[beta=1,policy=popular,seed=1]"] {
+        assert_eq!(s[id], "ran", "{id}: {s:?}");
+    }
+    if cfg!(feature = "torch") {
+        run.success();
+        assert!(s.values().all(|v| v == "ran"), "{s:?}");
+        for row in [
+            "| DQN-R |",
+            "| w/o DynAda |",
+            "| w/o RepAda |",
+            "| w/o JntTrn |",
+            "| S2R-Rec |",
+            "| Oracle (real dynamics) |",
+        ] {
+            assert!(stdout.contains(row), "{row} in {stdout}");
+        }
+    } else {
+        run.code(1);
+        assert_eq!(s["darec[beta=1,seed=1]"], "failed");
+    }
+}
+
+#[test]
 fn ctrl_c_abandons_running_stages_and_caches_nothing_partial() {
     let t = Test::new();
     t.pipeline("stages:\n  quick: {kind: util.sequence}\n  slow: {kind: util.sequence, params: {n: 5, sleep_ms: 20000}}\n  next: {kind: util.sum, inputs: {x: slow.table}}\n");

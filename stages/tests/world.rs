@@ -104,3 +104,32 @@ fn a_world_binding_is_checked() {
     let err = IrsTrain.run(&w.ctx, &i, &p).err().unwrap().to_string();
     assert!(err.contains("replay options"), "{err}");
 }
+
+fn curve(trained: &Outputs, name: &str) -> Vec<f64> {
+    let Artifact::Table(t) = &trained["curves"] else { panic!("curves is a table") };
+    f64_column(t, "curves", name).unwrap()
+}
+
+#[test]
+fn delta_r_is_measured_against_the_worlds_exact_log_ratio_along_the_rollouts() {
+    let p = json!({"method": "s2r_no_rep", "iterations": 40, "delta_r_warmup": 10, "val_every": 40, "seed": 2});
+    for beta in [0.0, 1.0] {
+        let w = World::new(json!({"beta": beta, "seed": 11, "test_users": 10, "val_users": 10}));
+        let t = w.train(p.clone());
+        let (exact, corr, bored, share) =
+            (curve(&t, "dr_exact"), curve(&t, "dr_corr"), curve(&t, "dr_bored"), curve(&t, "bored_share"));
+        assert!(exact[..10].iter().all(|x| x.is_nan()), "not measured before Δr applies");
+        let after: Vec<usize> = (10..40).filter(|&i| !exact[i].is_nan()).collect();
+        assert!(after.len() >= 20, "measured on the sim batches after the warm-up: {after:?}");
+        assert!(after.iter().all(|&i| share[i] > 0.05 && bored[i].is_finite()), "rollouts repeat topics: {share:?}");
+        let mean = after.iter().map(|&i| exact[i]).sum::<f64>() / after.len() as f64;
+        if beta == 0.0 {
+            assert!(after.iter().all(|&i| exact[i] == 0.0), "β = 0: the dynamics are equal, the ratio is 0");
+            assert!(after.iter().all(|&i| corr[i].is_nan()), "no correlation with a constant");
+        } else {
+            // Sim transitions: the mean log-ratio is −KL(sim ‖ real) per step, < 0.
+            assert!(mean < -0.1, "β = 1: mean exact log-ratio {mean}");
+            assert!(after.iter().all(|&i| corr[i].is_finite()), "{corr:?}");
+        }
+    }
+}

@@ -19,9 +19,15 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use arrow::array::UInt32Array;
+use arrow::record_batch::RecordBatch;
+
 use crate::api::error::StageError;
 use crate::data::items::Items;
 use crate::data::ratings::Ratings;
+use crate::data::table::batch;
 
 /// What to split (the `data.split` params, validated by the stage).
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -311,4 +317,19 @@ fn assign_users(
         ("rating_max_x10", (max_rating * 10.0).round() as i64),
     ]);
     Ok(SplitResult { sim, real_train, val, test, sim_items, real_items, users, info })
+}
+
+/// A pool table (item, n_train_ratings) of `items` counted in `ratings`.
+pub fn pool_table(items: &[u32], ratings: &[&Ratings]) -> Result<RecordBatch, StageError> {
+    let mut count: HashMap<u32, u32> = HashMap::new();
+    for r in ratings {
+        for &i in &r.item {
+            *count.entry(i).or_default() += 1;
+        }
+    }
+    let n: Vec<u32> = items.iter().map(|i| count.get(i).copied().unwrap_or(0)).collect();
+    batch(vec![
+        ("item", Arc::new(UInt32Array::from(items.to_vec()))),
+        ("n_train_ratings", Arc::new(UInt32Array::from(n))),
+    ])
 }

@@ -10,6 +10,22 @@ pub trait Env {
     /// stochastic environment: the same users and stream give the same responses, however the
     /// users are batched.
     fn start(&self, users: &[usize], stream: u64) -> Box<dyn Session + '_>;
+    /// The exact log-ratio ln p_real(r_t | s_t, a_t)/p_sim(r_t | s_t, a_t) of each step of a
+    /// session of `user` that served `items` (positions) and got `rewards` — what DARC's Δr
+    /// estimates — where the environment knows both dynamics (a world); None for a replay.
+    fn exact_log_ratio(&self, _user: usize, _items: &[i64], _rewards: &[f32]) -> Option<ExactRatio> {
+        None
+    }
+}
+
+/// The exact log-ratio of each step of a session, and whether the step's topic was bored (the
+/// only steps where the two dynamics differ).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactRatio {
+    /// ln p_real/p_sim of the observed response, per step.
+    pub log_ratio: Vec<f32>,
+    /// Whether the real dynamics differed from the sim ones at that step.
+    pub bored: Vec<bool>,
 }
 
 /// A batch of sessions in progress.

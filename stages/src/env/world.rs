@@ -33,8 +33,9 @@ use arrow::array::{Float32Array, StringArray, UInt32Array};
 use arrow::record_batch::RecordBatch;
 
 use crate::api::error::StageError;
+use crate::data::ratings::Ratings;
 use crate::data::table::{batch, column};
-use crate::env::session::{serve, Env, Session};
+use crate::env::session::{serve, Env, ExactRatio, Session};
 
 /// Which items a domain serves.
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,10 @@ pub struct WorldParams {
     /// Session length T (logged sessions and evaluation).
     #[serde(default = "d_t")]
     pub session_len: usize,
+    /// Items each user rates explicitly per pool it has: the ratings `embed.svd` and
+    /// `adapt.darec` fit (not serialised at its default, so worlds made before it keep their keys).
+    #[serde(default = "d_rated", skip_serializing_if = "is_d_rated")]
+    pub rated_items: usize,
     /// Seed.
     #[serde(default)]
     pub seed: u64,
@@ -153,6 +158,12 @@ fn d_test() -> usize {
 fn d_t() -> usize {
     32
 }
+fn d_rated() -> usize {
+    20
+}
+fn is_d_rated(n: &usize) -> bool {
+    *n == d_rated()
+}
 
 impl WorldParams {
     /// Checks ranges; the message names the param.
@@ -184,6 +195,9 @@ impl WorldParams {
         let smallest = self.pool(Dynamics::Sim).len().min(self.pool(Dynamics::Real).len());
         if self.session_len == 0 || self.session_len > smallest {
             return Err(format!("`session_len` must be in 1..={smallest} (no item is recommended twice in a session)"));
+        }
+        if self.rated_items == 0 || self.rated_items > smallest {
+            return Err(format!("`rated_items` must be in 1..={smallest} (a pool's items)"));
         }
         if self.sim_users == 0 || self.logged_users == 0 || self.val_users == 0 || self.test_users == 0 {
             return Err("every population (sim_users, logged_users, val_users, test_users) needs ≥ 1 user".into());
@@ -268,6 +282,7 @@ const TASTE: u64 = 0x7A57E;
 const RESPONSE: u64 = 0x8E5B;
 const BEHAVIOUR: u64 = 0xBE4A;
 const ITEMS: u64 = 0x17E3;
+const RATINGS: u64 = 0x4A71;
 
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -308,6 +323,12 @@ pub struct World {
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// The explicit rating of an item whose base click probability is `p`: 1–5 stars in half stars,
+/// `round(2·(1 + 4p))/2` — the taste, without any dynamics.
+pub fn star_rating(p: f64) -> f32 {
+    ((2.0 * (1.0 + 4.0 * p)).round() / 2.0) as f32
 }
 
 impl World {
@@ -392,6 +413,35 @@ impl World {
             }
         }
         rates
+    }
+
+    /// Explicit ratings in data.split's layout, `(sim, real_train)`: each user rates
+    /// `rated_items` distinct items of a pool drawn from its own stream, with
+    /// [`star_rating`] of the base probability, in draw order (`ts` = 0, 1, …). The logged users
+    /// (ids 1..=L) rate both pools — they are the shared users — and the sim users (ids
+    /// L + 1..=L + S) the sim pool. Item ids are 1-based.
+    pub fn ratings(&self) -> (Ratings, Ratings) {
+        let (sim_pool, real_pool) = (self.p.pool(Dynamics::Sim), self.p.pool(Dynamics::Real));
+        let n = self.p.rated_items;
+        let rate = |out: &mut Ratings, id: u32, pop: Population, u: usize, pool: &[u32], d: Dynamics| {
+            let taste = self.taste(pop, u);
+            let tag = if d == Dynamics::Sim { 0 } else { 1 };
+            let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(&[self.p.seed, RATINGS, pop.tag(), u as u64, tag]));
+            for (t, k) in rand::seq::index::sample(&mut rng, pool.len(), n).into_iter().enumerate() {
+                let i = pool[k];
+                out.push(id, i + 1, star_rating(self.base_prob(&taste, i)), t as i64);
+            }
+        };
+        let (mut sim, mut real) = (Ratings::default(), Ratings::default());
+        let l = self.p.logged_users;
+        for u in 0..l {
+            rate(&mut sim, u as u32 + 1, Population::Logged, u, &sim_pool, Dynamics::Sim);
+            rate(&mut real, u as u32 + 1, Population::Logged, u, &real_pool, Dynamics::Real);
+        }
+        for u in 0..self.p.sim_users {
+            rate(&mut sim, (l + u) as u32 + 1, Population::Sim, u, &sim_pool, Dynamics::Sim);
+        }
+        (sim, real)
     }
 
     /// The logged real sessions: each logged user's `logged_sessions` sessions of `session_len`
@@ -550,6 +600,9 @@ pub fn random_unserved(rng: &mut ChaCha8Rng, n: usize, so_far: &[i64]) -> i64 {
     }
 }
 
+/// The smallest probability ratio [`WorldEnv::exact_log_ratio`] reports (ln 10⁻³ ≈ −6.9).
+const EXACT_FLOOR: f64 = 1e-3;
+
 /// A world's users of one population answering with one dynamics (see [`World::env`]).
 pub struct WorldEnv<'a> {
     world: &'a World,
@@ -562,6 +615,30 @@ pub struct WorldEnv<'a> {
 impl Env for WorldEnv<'_> {
     fn n_users(&self) -> usize {
         self.world.users(self.population)
+    }
+    fn exact_log_ratio(&self, user: usize, items: &[i64], rewards: &[f32]) -> Option<ExactRatio> {
+        let w = self.world;
+        let taste = w.taste(self.population, user);
+        let ids: Vec<u32> = items.iter().map(|&a| self.pool[a as usize]).collect();
+        let mut out = ExactRatio { log_ratio: Vec::with_capacity(ids.len()), bored: Vec::with_capacity(ids.len()) };
+        for (t, (&i, &r)) in ids.iter().zip(rewards).enumerate() {
+            let bored = w.bored(&ids[..t], i);
+            let lr = if bored {
+                let p = w.base_prob(&taste, i);
+                let q = (1.0 - w.p.beta) * p;
+                // A click the real dynamics cannot give (β = 1) is floored at ln 10⁻³.
+                if r > 0.5 {
+                    (q / p).max(EXACT_FLOOR).ln()
+                } else {
+                    ((1.0 - q) / (1.0 - p)).max(EXACT_FLOOR).ln()
+                }
+            } else {
+                0.0
+            };
+            out.log_ratio.push(lr as f32);
+            out.bored.push(bored);
+        }
+        Some(out)
     }
     fn start(&self, users: &[usize], stream: u64) -> Box<dyn Session + '_> {
         let w = self.world;
@@ -720,6 +797,67 @@ mod tests {
         assert_eq!(logs_from_table(&logs_table(&logs).unwrap()).unwrap(), logs);
         let rates = logged_click_rates(&w, &logs);
         assert!(rates.iter().all(|&r| r > 0.0 && r < 1.0));
+    }
+
+    #[test]
+    fn the_exact_log_ratio_is_zero_off_boredom_and_the_stated_factor_on_it() {
+        let w = world(0.6);
+        let env = w.env(Dynamics::Sim, Population::Sim);
+        let taste = w.taste(Population::Sim, 4);
+        // Items 0, 1, 2 are topic 0 (k = 2: the third is bored), 30 is topic 3.
+        let items = [0i64, 1, 30, 2, 2 + 1];
+        for clicks in [[1.0f32, 0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 1.0]] {
+            let e = env.exact_log_ratio(4, &items, &clicks).expect("a world knows its dynamics");
+            assert_eq!(e.bored, vec![false, false, false, true, true]);
+            for t in 0..3 {
+                assert_eq!(e.log_ratio[t], 0.0);
+            }
+            for t in 3..5 {
+                let p = w.base_prob(&taste, items[t] as u32);
+                let want = if clicks[t] > 0.5 { 0.4f64.ln() } else { ((1.0 - 0.4 * p) / (1.0 - p)).ln() };
+                assert!((f64::from(e.log_ratio[t]) - want).abs() < 1e-5, "step {t}: {} vs {want}", e.log_ratio[t]);
+            }
+        }
+        // β = 1: a bored click is impossible in real, floored; at β = 0 every ratio is 0.
+        let e = world(1.0).env(Dynamics::Sim, Population::Sim).exact_log_ratio(4, &items, &[1.0; 5]).unwrap();
+        assert!((f64::from(e.log_ratio[3]) - 1e-3f64.ln()).abs() < 1e-5);
+        let e = world(0.0).env(Dynamics::Sim, Population::Sim).exact_log_ratio(4, &items, &[1.0; 5]).unwrap();
+        assert!(e.log_ratio.iter().all(|&x| x == 0.0));
+        let reward = |_: usize, _: i64| 1.0;
+        assert!(crate::env::session::Replay::new(3, &reward).exact_log_ratio(0, &items, &[1.0; 5]).is_none());
+    }
+
+    #[test]
+    fn ratings_are_the_taste_in_half_stars_and_the_logged_users_rate_both_pools() {
+        assert_eq!((star_rating(0.0), star_rating(0.5), star_rating(1.0), star_rating(0.3)), (1.0, 3.0, 5.0, 2.0));
+        let p = WorldParams {
+            setting: Setting::Categories,
+            logged_users: 7,
+            sim_users: 11,
+            rated_items: 5,
+            ..world(0.5).p
+        };
+        let w = World::new(&p).unwrap();
+        let (sim, real) = w.ratings();
+        assert_eq!((sim.len(), real.len()), (18 * 5, 7 * 5));
+        let (sim_pool, real_pool) = (p.pool(Dynamics::Sim), p.pool(Dynamics::Real));
+        for (r, pool, users) in [(&sim, &sim_pool, 18u32), (&real, &real_pool, 7)] {
+            let mut seen = std::collections::HashSet::new();
+            for k in 0..r.len() {
+                let (u, i) = (r.user[k], r.item[k] - 1);
+                assert!(pool.contains(&i) && (1..=users).contains(&u), "user {u}, item {i}");
+                assert!(seen.insert((u, i)), "user {u} rates item {i} once");
+                let (pop, idx) = if u <= 7 { (Population::Logged, u - 1) } else { (Population::Sim, u - 8) };
+                let taste = w.taste(pop, idx as usize);
+                assert_eq!(r.rating[k], star_rating(w.base_prob(&taste, i)));
+                assert!(r.rating[k] >= 1.0 && r.rating[k] <= 5.0 && (r.rating[k] * 2.0).fract() == 0.0);
+            }
+        }
+        // The shared users: every logged user is in both tables.
+        assert!((1..=7).all(|u| sim.user.contains(&u) && real.user.contains(&u)));
+        assert_eq!(World::new(&p).unwrap().ratings(), (sim.clone(), real), "same seed, same ratings");
+        let spread: std::collections::HashSet<u32> = sim.rating.iter().map(|&y| (y * 2.0) as u32).collect();
+        assert!(spread.len() >= 3, "ratings spread over the stars: {spread:?}");
     }
 
     #[test]

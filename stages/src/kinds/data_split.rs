@@ -13,7 +13,6 @@
 //! the sim domain is the pool's ratings by users of `sim_group`, the real domain those by users of
 //! `real_group`, split into test/validation/shared users as above.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{StringArray, UInt32Array};
@@ -27,7 +26,7 @@ use crate::api::params;
 use crate::api::stage::Stage;
 use crate::data::items::Items;
 use crate::data::ratings::Ratings;
-use crate::data::split::{split, split_groups, Groups, SplitConfig};
+use crate::data::split::{pool_table, split, split_groups, Groups, SplitConfig};
 use crate::data::table::{batch, counters};
 
 /// The split stage.
@@ -135,20 +134,6 @@ pub fn config(params_json: &Value) -> Result<SplitConfig, StageError> {
     check(params::parse(params_json, PARAMS)?)
 }
 
-fn pool(items: &[u32], ratings: &[&Ratings]) -> Result<arrow::record_batch::RecordBatch, StageError> {
-    let mut count: HashMap<u32, u32> = HashMap::new();
-    for r in ratings {
-        for &i in &r.item {
-            *count.entry(i).or_default() += 1;
-        }
-    }
-    let n: Vec<u32> = items.iter().map(|i| count.get(i).copied().unwrap_or(0)).collect();
-    batch(vec![
-        ("item", Arc::new(UInt32Array::from(items.to_vec()))),
-        ("n_train_ratings", Arc::new(UInt32Array::from(n))),
-    ])
-}
-
 impl Stage for Split {
     fn kind(&self) -> &'static str {
         "data.split"
@@ -223,8 +208,8 @@ impl Stage for Split {
             ("user", Arc::new(UInt32Array::from(s.users.iter().map(|u| u.0).collect::<Vec<_>>()))),
             ("role", Arc::new(StringArray::from(s.users.iter().map(|u| u.1).collect::<Vec<_>>()))),
         ])?;
-        let sim_items = pool(&s.sim_items, &[&s.sim])?;
-        let real_items = pool(&s.real_items, &[&s.real_train])?;
+        let sim_items = pool_table(&s.sim_items, &[&s.sim])?;
+        let real_items = pool_table(&s.real_items, &[&s.real_train])?;
         Ok(Outputs::from([
             ("sim".to_string(), Artifact::Table(s.sim.into_batch()?)),
             ("real_train".to_string(), Artifact::Table(s.real_train.into_batch()?)),

@@ -72,6 +72,12 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "delta_r_warmup", ty: "integer", default: Some("200"), help: "iterations before Δr applies" },
     ParamDoc { name: "clf_noise", ty: "number ≥ 0", default: Some("1"), help: "classifier input noise std" },
     ParamDoc { name: "clf_hidden", ty: "integer", default: Some("32"), help: "classifier width" },
+    ParamDoc {
+        name: "clf_recent",
+        ty: "integer ≤ 64",
+        default: Some("0"),
+        help: "the classifiers also see the item's similarity to each of the last W served",
+    },
     ParamDoc { name: "clf_lr", ty: "number", default: Some("0.001"), help: "classifier learning rate" },
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("0.1"), help: "L_dom weight (s2r)" },
     ParamDoc {
@@ -196,7 +202,9 @@ impl Stage for IrsTrain {
             OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha" },
             OutputDoc {
                 name: "curves",
-                help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss",
+                help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss; in \
+                       a world, Δr against the exact log-ratio: dr_exact, dr_corr, dr_bored, dr_fresh, bored_share (NaN \
+                       elsewhere)",
             },
             OutputDoc { name: "real_item_vecs", help: "the real item vectors the policy uses (irs.eval's input)" },
             OutputDoc {

@@ -13,6 +13,7 @@ use crate::api::docs::{OutputDoc, ParamDoc};
 use crate::api::error::StageError;
 use crate::api::params;
 use crate::api::stage::Stage;
+use crate::data::split::pool_table;
 use crate::data::table::{batch, vectors};
 use crate::env::world::{logs_table, world_table, Dynamics, World, WorldParams};
 
@@ -56,6 +57,12 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "val_users", ty: "integer", default: Some("500"), help: "validation users (real dynamics)" },
     ParamDoc { name: "test_users", ty: "integer", default: Some("2000"), help: "test users (real dynamics)" },
     ParamDoc { name: "session_len", ty: "integer", default: Some("32"), help: "T of logs and evaluation" },
+    ParamDoc {
+        name: "rated_items",
+        ty: "integer",
+        default: Some("20"),
+        help: "explicit ratings per user and pool (the `sim`/`real_train` outputs)",
+    },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
 
@@ -92,6 +99,16 @@ impl Stage for WorldSynth {
             OutputDoc { name: "sim_item_vecs", help: "id, vector: the sim pool's item vectors" },
             OutputDoc { name: "real_item_vecs", help: "id, vector: the real pool's item vectors" },
             OutputDoc {
+                name: "sim",
+                help: "user, item, rating, ts: sim users' and logged users' half-star ratings of the sim pool",
+            },
+            OutputDoc {
+                name: "real_train",
+                help: "user, item, rating, ts: the logged users' ratings of the real pool",
+            },
+            OutputDoc { name: "sim_items", help: "item, n_train_ratings: the sim pool (data.split's layout)" },
+            OutputDoc { name: "real_items", help: "item, n_train_ratings: the real pool" },
+            OutputDoc {
                 name: "logs",
                 help: "user, session, step, item, click: behaviour-policy sessions of the logged real users",
             },
@@ -113,7 +130,8 @@ impl Stage for WorldSynth {
             let flat = pool.iter().flat_map(|&i| w.item_vecs[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
             vectors(pool.iter().map(|&i| i + 1).collect(), flat, d)
         };
-        let (sim, real) = (p.pool(Dynamics::Sim), p.pool(Dynamics::Real));
+        let one_based = |v: Vec<u32>| v.into_iter().map(|i| i + 1).collect::<Vec<_>>();
+        let (sim, real) = (one_based(p.pool(Dynamics::Sim)), one_based(p.pool(Dynamics::Real)));
         let pool_of = |i: u32| match (sim.binary_search(&i).is_ok(), real.binary_search(&i).is_ok()) {
             (true, true) => "both",
             (true, false) => "sim",
@@ -122,17 +140,25 @@ impl Stage for WorldSynth {
         let items = batch(vec![
             ("item", Arc::new(UInt32Array::from((1..=p.items as u32).collect::<Vec<_>>()))),
             ("topic", Arc::new(UInt32Array::from(w.topics.clone()))),
-            ("pool", Arc::new(StringArray::from((0..p.items as u32).map(pool_of).collect::<Vec<_>>()))),
+            ("pool", Arc::new(StringArray::from((1..=p.items as u32).map(pool_of).collect::<Vec<_>>()))),
         ])?;
         ctx.progress(0.3, "logging the behaviour policy's sessions");
         let logs = w.logs();
         ctx.check_cancelled()?;
+        ctx.progress(0.7, "explicit ratings");
+        let (sim_r, real_r) = w.ratings();
+        let sim_items = pool_table(&sim, &[&sim_r])?;
+        let real_items = pool_table(&real, &[&real_r])?;
         Ok(Outputs::from([
             ("world".to_string(), Artifact::Table(world_table(&p)?)),
             ("items".to_string(), Artifact::Table(items)),
             ("sim_item_vecs".to_string(), Artifact::Table(pool_vecs(Dynamics::Sim)?)),
             ("real_item_vecs".to_string(), Artifact::Table(pool_vecs(Dynamics::Real)?)),
             ("logs".to_string(), Artifact::Table(logs_table(&logs)?)),
+            ("sim".to_string(), Artifact::Table(sim_r.into_batch()?)),
+            ("real_train".to_string(), Artifact::Table(real_r.into_batch()?)),
+            ("sim_items".to_string(), Artifact::Table(sim_items)),
+            ("real_items".to_string(), Artifact::Table(real_items)),
         ]))
     }
 }

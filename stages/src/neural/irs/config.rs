@@ -123,6 +123,11 @@ pub struct TrainConfig {
     /// lower validation reward on the quickstart in every run we compared (README, "Decisions").
     #[serde(default = "d_noise")]
     pub clf_noise: f64,
+    /// Recent items whose similarity to the current one the classifiers also see: ⟨e_t, e_{t−j}⟩
+    /// for j = 1..=W, a direct view of "what was just served resembles this" (0 = none; not
+    /// serialised at 0, so earlier keys stay valid).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clf_recent: usize,
     /// Classifier width.
     #[serde(default = "d_clf_hidden")]
     pub clf_hidden: i64,
@@ -160,6 +165,9 @@ fn d_warmup() -> usize {
 }
 fn d_noise() -> f64 {
     1.0
+}
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 fn d_clf_hidden() -> i64 {
     32
@@ -217,13 +225,14 @@ impl TrainConfig {
             || !p.alpha.is_finite()
             || p.clf_noise < 0.0
             || p.clf_hidden < 1
+            || p.clf_recent > 64
             || p.clf_lr <= 0.0
             || p.dom_weight < 0.0
             || p.val_every == 0
             || p.real_conservative.is_nan()
             || p.real_conservative < 0.0
         {
-            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative` ≥ 0".into());
+            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative` ≥ 0, `clf_recent` ≤ 64".into());
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ pub struct DynClf {
     sa: nn::Sequential,
     sas: nn::Sequential,
     d: i64,
+    recent: i64,
 }
 
 /// Logits of one batch: D_sa and D_sas, `B × T` each.
@@ -42,14 +43,31 @@ impl Logits {
 }
 
 impl DynClf {
-    /// Layers under `p` for item vectors of width `d` and width `hidden`.
-    pub fn new(p: &nn::Path, d: i64, hidden: i64) -> Self {
+    /// Layers under `p` for item vectors of width `d` and width `hidden`; with `recent` = W > 0
+    /// the heads also see the similarities ⟨e_t, e_{t−j}⟩ (j = 1..=W, 0 before the session's
+    /// start) of the item to the ones served just before it.
+    pub fn new(p: &nn::Path, d: i64, hidden: i64, recent: usize) -> Self {
+        let w = recent as i64;
         Self {
             enc: nn::lstm(p / "enc", d + 1, hidden, Default::default()),
-            sa: mlp(p / "sa", hidden + d, hidden),
-            sas: mlp(p / "sas", 2 * (hidden + d + 1), hidden),
+            sa: mlp(p / "sa", hidden + d + w, hidden),
+            sas: mlp(p / "sas", 2 * (hidden + d + 1 + w), hidden),
             d,
+            recent: w,
         }
+    }
+
+    /// `B × T × W`: ⟨e_t, e_{t−j}⟩ for j = 1..=W of the (unit-scale) item vectors `e` (`B × T × D`).
+    fn similarities(&self, e: &Tensor) -> Tensor {
+        let t = e.size()[1];
+        let sims: Vec<Tensor> = (1..=self.recent)
+            .map(|j| {
+                let j = j.min(t);
+                let before = Tensor::cat(&[e.zeros_like().narrow(1, 0, j), e.narrow(1, 0, t - j)], 1);
+                (e * before).sum_dim_intlist([-1i64].as_slice(), true, tch::Kind::Float)
+            })
+            .collect();
+        Tensor::cat(&sims, 2)
     }
 
     /// Logits for every step of episodes (`actions`, `rewards`: `B × T`) over `items` (unit mean
@@ -64,18 +82,28 @@ impl DynClf {
     ) -> Logits {
         let (b, t) = (actions.size()[0], actions.size()[1]);
         let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
+        // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
+        let mut sim = (self.recent > 0).then(|| self.similarities(&e) / self.d as f64);
         let mut x = Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2);
         if noise > 0.0 {
             x += gaussian(rng, &[b, t, self.d + 1], noise, items.device());
+            if let Some(s) = sim.as_mut() {
+                *s += gaussian(rng, &[b, t, self.recent], noise, items.device());
+            }
         }
         let (out, _) = self.enc.seq(&x);
         // The state before step t: the encoding of x_0 … x_{t−1} (zero before the first step).
         let s = Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1);
-        let sa_in = Tensor::cat(&[s.shallow_clone(), x.narrow(2, 0, self.d)], 2);
-        let sa = self.sa.forward(&sa_in).squeeze_dim(-1);
+        let mut sa_parts = vec![s.shallow_clone(), x.narrow(2, 0, self.d)];
+        let mut sx_parts = vec![s, x.shallow_clone()];
+        if let Some(sim) = sim {
+            sa_parts.push(sim.shallow_clone());
+            sx_parts.push(sim);
+        }
+        let sa = self.sa.forward(&Tensor::cat(&sa_parts, 2)).squeeze_dim(-1);
         // The head sees (s, a, r) and their products with r: how a rating responds to the state and
         // the item is an interaction a one-layer head otherwise struggles to represent.
-        let sx = Tensor::cat(&[s, x.shallow_clone()], 2);
+        let sx = Tensor::cat(&sx_parts, 2);
         let r = x.narrow(2, self.d, 1);
         let sas = &sa + self.sas.forward(&Tensor::cat(&[&sx * &r, sx], 2)).squeeze_dim(-1);
         Logits { sa, sas }
@@ -265,7 +293,7 @@ mod tests {
         let (real, _) = episodes(&p, &w, 1500, t, true, &mut rng);
         let (held, truth) = episodes(&p, &w, 300, t, false, &mut rng);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let clf = crate::neural::torch::seeded(3, || DynClf::new(&vs.root(), d as i64 + 1, 32));
+        let clf = crate::neural::torch::seeded(3, || DynClf::new(&vs.root(), d as i64 + 1, 32, 0));
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
         for _ in 0..iterations {
             let bs: Vec<Episode> = (0..64).map(|_| sim[rng.random_range(0..sim.len())].clone()).collect();

@@ -176,18 +176,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
             real.items.size()[1]
         )));
     }
-    let joint = if joint {
-        let Artifact::Weights(w) = inputs.one("darec_weights")? else {
-            return Err(StageError::Input("`darec_weights` must be adapt.darec's weights".into()));
-        };
-        let named = read_safetensors(w, ctx.scratch(), "darec_weights")?;
-        Some(Joint {
-            darec: named.into_iter().map(|(n, t)| (n, t.to_device(device))).collect(),
-            dom_weight: p.dom_weight,
-        })
-    } else {
-        None
-    };
+    let joint = load_joint(ctx, inputs, p, device)?;
     let sim_r = Ratings::from_batch(inputs.table("sim")?, "sim")?;
     let real_r = Ratings::from_batch(inputs.table("real_train")?, "real_train")?;
     let y_max = p.rating_max.unwrap_or_else(|| infer_y_max([&sim_r, &real_r]));
@@ -288,6 +277,26 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
 }
 
+/// DARec's maps and classifiers for joint training (`s2r`; None for the other methods).
+fn load_joint(
+    ctx: &Context,
+    inputs: &Inputs,
+    p: &TrainConfig,
+    device: tch::Device,
+) -> Result<Option<Joint>, StageError> {
+    if p.method != Method::S2r {
+        return Ok(None);
+    }
+    let Artifact::Weights(w) = inputs.one("darec_weights")? else {
+        return Err(StageError::Input("`darec_weights` must be adapt.darec's weights".into()));
+    };
+    let named = read_safetensors(w, ctx.scratch(), "darec_weights")?;
+    Ok(Some(Joint {
+        darec: named.into_iter().map(|(n, t)| (n, t.to_device(device))).collect(),
+        dom_weight: p.dom_weight,
+    }))
+}
+
 /// The trainer's options from `irs.train`'s params, with the data-dependent parts: negatives on
 /// the real logs, the classifiers' sim side (None: the sim rollouts), and whether Δr applies to
 /// rated steps only.
@@ -317,6 +326,7 @@ fn train_options(
             warmup: p.delta_r_warmup,
             noise: p.clf_noise,
             hidden: p.clf_hidden,
+            recent: p.clf_recent,
             lr: p.clf_lr,
             sim_logs,
             rated_only,
@@ -346,6 +356,11 @@ fn train_outputs(
         ("dr_mean", f(|c| c.dr_mean)),
         ("dr_std", f(|c| c.dr_std)),
         ("dom_loss", f(|c| c.dom_loss)),
+        ("dr_exact", f(|c| c.dr_exact)),
+        ("dr_corr", f(|c| c.dr_corr)),
+        ("dr_bored", f(|c| c.dr_bored)),
+        ("dr_fresh", f(|c| c.dr_fresh)),
+        ("bored_share", f(|c| c.bored_share)),
     ])?;
     let g = |k: fn(&crate::eval::metrics::Summary) -> f64| {
         Arc::new(Float64Array::from(vc.iter().map(|(_, s)| k(s)).collect::<Vec<_>>()))
@@ -370,7 +385,8 @@ fn train_outputs(
     ]))
 }
 
-/// The pool's item vectors of a world, checked against the world's pool for `d`.
+/// The pool's item vectors of a world, checked against the world's pool for `d` (`raw`: not
+/// rescaled, for joint training).
 fn world_pool(
     inputs: &Inputs,
     name: &str,
@@ -378,8 +394,9 @@ fn world_pool(
     d: Dynamics,
     device: tch::Device,
     side: Side,
+    raw: bool,
 ) -> Result<(Vec<u32>, Domain), StageError> {
-    let (ids, dom) = vectors_tensor(inputs, name, device, false, side)?;
+    let (ids, dom) = vectors_tensor(inputs, name, device, raw, side)?;
     let pool: Vec<u32> = world.p.pool(d).iter().map(|&i| i + 1).collect();
     if ids != pool {
         return Err(StageError::Input(format!(
@@ -411,12 +428,6 @@ fn online_sessions(net: &QNet, dom: &Domain, world: &World, pop: Population) -> 
 /// sessions, validation is online with the world's validation users.
 fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
-    if p.method == Method::S2r {
-        return Err(StageError::Input(
-            "`s2r` (DARec's maps fine-tuned jointly) is not supported in a world yet: use `s2r_no_joint` with adapted vectors"
-                .into(),
-        ));
-    }
     if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs {
         return Err(StageError::Input(
             "`real_negatives` and `clf_sim_data: logs` are replay options; a world's users answer every item".into(),
@@ -430,8 +441,11 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
             p.session_len
         )));
     }
-    let (_, sim) = world_pool(inputs, "sim_item_vecs", &world, Dynamics::Sim, device, Side::Sim)?;
-    let (real_ids, real) = world_pool(inputs, "real_item_vecs", &world, Dynamics::Real, device, Side::Real)?;
+    // Joint training maps the raw vectors (DARec's maps were fitted on them).
+    let joint = load_joint(ctx, inputs, p, device)?;
+    let raw = joint.is_some();
+    let (_, sim) = world_pool(inputs, "sim_item_vecs", &world, Dynamics::Sim, device, Side::Sim, raw)?;
+    let (real_ids, real) = world_pool(inputs, "real_item_vecs", &world, Dynamics::Real, device, Side::Real, raw)?;
     if sim.items.size()[1] != real.items.size()[1] {
         return Err(StageError::Input("`sim_item_vecs` and `real_item_vecs` differ in width".into()));
     }
@@ -485,7 +499,7 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
         Ok(())
     };
     ctx.progress(0.0, "training in the world");
-    let trained = train(&sim, &env, Some((&real, &logs)), &opts, None, device, &report)?;
+    let trained = train(&sim, &env, Some((&real, &logs)), &opts, joint.as_ref(), device, &report)?;
     ctx.check_cancelled()?;
     let meta = ModelMeta {
         hidden: p.hidden,

@@ -10,7 +10,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use crate::api::error::StageError;
-use crate::env::session::Env;
+use crate::env::session::{Env, ExactRatio};
 use crate::neural::irs::dynamics::DynClf;
 use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use crate::neural::irs::joint::{Items, Joint, Maps};
@@ -66,6 +66,8 @@ pub struct DeltaROptions {
     pub noise: f64,
     /// Classifier width.
     pub hidden: i64,
+    /// Recent items whose similarity to the current one the classifiers see (0 = none).
+    pub recent: usize,
     /// Classifier learning rate.
     pub lr: f64,
     /// When set, the classifiers compare these sim *logged* sessions (sim users' own ratings in
@@ -110,7 +112,7 @@ impl Negatives {
 }
 
 /// One row of the training curves.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct CurveRow {
     /// Iteration.
     pub iteration: usize,
@@ -132,6 +134,74 @@ pub struct CurveRow {
     pub dr_std: f64,
     /// Domain loss of the item maps (joint training only).
     pub dom_loss: f64,
+    /// Mean exact log-ratio ln p_real/p_sim of the sim batch's steps, where the simulator knows
+    /// both dynamics (a world; NaN elsewhere and before Δr applies).
+    pub dr_exact: f64,
+    /// Pearson correlation of Δr with the exact log-ratio over the sim batch's steps (NaN where
+    /// not measured or where either is constant).
+    pub dr_corr: f64,
+    /// Mean Δr on the steps whose topic was bored (the dynamics differ there; NaN if none).
+    pub dr_bored: f64,
+    /// Mean Δr on the other steps (the exact ratio is 0 there; NaN if none).
+    pub dr_fresh: f64,
+    /// Share of the sim batch's steps that were bored.
+    pub bored_share: f64,
+}
+
+impl Default for CurveRow {
+    fn default() -> Self {
+        Self {
+            iteration: 0,
+            td_loss: 0.0,
+            sim_reward: 0.0,
+            epsilon: 0.0,
+            clf_loss: 0.0,
+            acc_sa: 0.0,
+            acc_sas: 0.0,
+            dr_mean: 0.0,
+            dr_std: 0.0,
+            dom_loss: 0.0,
+            dr_exact: f64::NAN,
+            dr_corr: f64::NAN,
+            dr_bored: f64::NAN,
+            dr_fresh: f64::NAN,
+            bored_share: f64::NAN,
+        }
+    }
+}
+
+impl CurveRow {
+    /// Fills the exact-ratio columns from Δr (`delta`, the batch's steps in order) and the
+    /// environment's exact ratios of the same steps.
+    fn against_exact(&mut self, delta: &[f32], exact: &[ExactRatio]) {
+        let truth: Vec<f32> = exact.iter().flat_map(|e| e.log_ratio.iter().copied()).collect();
+        let bored: Vec<bool> = exact.iter().flat_map(|e| e.bored.iter().copied()).collect();
+        if truth.len() != delta.len() || delta.is_empty() {
+            return;
+        }
+        let mean = |v: &mut dyn Iterator<Item = f64>| {
+            let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+            if n == 0 {
+                f64::NAN
+            } else {
+                s / n as f64
+            }
+        };
+        let on = |want: bool| delta.iter().zip(&bored).filter(move |(_, &b)| b == want).map(|(&d, _)| f64::from(d));
+        self.dr_exact = mean(&mut truth.iter().map(|&x| f64::from(x)));
+        self.dr_bored = mean(&mut on(true));
+        self.dr_fresh = mean(&mut on(false));
+        self.bored_share = bored.iter().filter(|&&b| b).count() as f64 / bored.len() as f64;
+        let md = mean(&mut delta.iter().map(|&x| f64::from(x)));
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for (&d, &t) in delta.iter().zip(&truth) {
+            let (x, y) = (f64::from(d) - md, f64::from(t) - self.dr_exact);
+            sxy += x * y;
+            sxx += x * x;
+            syy += y * y;
+        }
+        self.dr_corr = if sxx > 0.0 && syy > 0.0 { sxy / (sxx * syy).sqrt() } else { f64::NAN };
+    }
 }
 
 /// What the per-iteration hook sees: the curve row, and the policy and real item vectors as they
@@ -190,7 +260,7 @@ pub fn train(
         (
             QNet::new(&vs.root(), d, o.hidden, bias),
             QNet::new(&tvs.root(), d, o.hidden, bias),
-            o.delta_r.as_ref().map(|dr| DynClf::new(&cvs.root(), d, dr.hidden)),
+            o.delta_r.as_ref().map(|dr| DynClf::new(&cvs.root(), d, dr.hidden, dr.recent)),
         )
     });
     to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
@@ -223,6 +293,8 @@ pub fn train(
     let n_sim = sim.n_items;
     let n_real = real.map_or(0, |r| r.0.n_items);
     let mut replay: Vec<Episode> = Vec::new();
+    // The simulated user of each replayed episode (for the exact ratios of a world).
+    let mut replay_users: Vec<usize> = Vec::new();
     let cap = 20_000;
     let mut curves = Vec::with_capacity(o.iterations);
     let sim_rule = TdRule { gamma: o.gamma, bootstrap: Bootstrap::Max, conservative: 0.0 };
@@ -240,12 +312,14 @@ pub fn train(
             .map(|e| e.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / e.rewards.len() as f64)
             .sum::<f64>()
             / fresh.len() as f64;
-        for e in fresh {
+        for (e, &u) in fresh.into_iter().zip(&users) {
             if replay.len() < cap {
                 replay.push(e);
+                replay_users.push(u);
             } else {
                 let i = rng.random_range(0..cap);
                 replay[i] = e;
+                replay_users[i] = u;
             }
         }
         let mut row = CurveRow { iteration: it, sim_reward: sim_r, epsilon, ..Default::default() };
@@ -276,7 +350,8 @@ pub fn train(
             });
             td_loss(&net, &target, &dom, &batch, real_rule, None, neg.as_ref())
         } else {
-            let batch: Vec<Episode> = (0..o.batch).map(|_| replay[rng.random_range(0..replay.len())].clone()).collect();
+            let picked: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..replay.len())).collect();
+            let batch: Vec<Episode> = picked.iter().map(|&k| replay[k].clone()).collect();
             let bonus = match (&clf, &o.delta_r) {
                 (Some(clf), Some(dr)) if it >= dr.warmup => {
                     let (a, r) = batch_tensors(&batch, device);
@@ -286,6 +361,15 @@ pub fn train(
                     }
                     row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
                     row.dr_std = delta.std(false).double_value(&[]);
+                    let exact: Option<Vec<ExactRatio>> = picked
+                        .iter()
+                        .map(|&k| sim_env.exact_log_ratio(replay_users[k], &replay[k].actions, &replay[k].rewards))
+                        .collect();
+                    if let Some(exact) = exact {
+                        let flat = Vec::<f32>::try_from(delta.to_device(tch::Device::Cpu).view([-1]))
+                            .map_err(|e| StageError::Failed(e.to_string()))?;
+                        row.against_exact(&flat, &exact);
+                    }
                     Some(delta * dr.alpha)
                 }
                 _ => None,
@@ -358,6 +442,7 @@ mod tests {
                 warmup: 5,
                 noise: 1.0,
                 hidden: 8,
+                recent: 0,
                 lr: 1e-3,
                 sim_logs: None,
                 rated_only: false,
@@ -455,6 +540,7 @@ mod tests {
             .all(|(x, y)| x.td_loss.to_bits() == y.td_loss.to_bits() && x.dr_mean.to_bits() == y.dr_mean.to_bits()));
         assert!(a.curves[..5].iter().all(|c| c.dr_mean == 0.0), "no Δr during the warm-up");
         assert!(a.curves[5..].iter().any(|c| c.dr_std > 0.0), "Δr applied after the warm-up");
+        assert!(a.curves.iter().all(|c| c.dr_exact.is_nan() && c.dr_corr.is_nan()), "a replay has no exact ratio");
         let err = train(
             &sim,
             &Replay::new(5, &reward),
