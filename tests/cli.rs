@@ -4,7 +4,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use util::{statuses, with_status, Test};
+use util::{statuses, with_status, Done, Test};
 
 /// a, b → c → d, plus an independent e.
 const DIAMOND: &str = r#"
@@ -539,20 +539,24 @@ fn synth_gap_runs_with_the_oracle() {
     }
 }
 
-#[test]
-fn dynamics_gap_runs_in_an_interactive_world() {
-    let t = Test::new();
-    let pipeline = util::repo_root().join("pipelines/dynamics-gap.yaml");
-    let p = pipeline.to_str().unwrap();
-    let small = ["betas=[0,1]", "seeds=[1,2]", "iterations=10", "test_users=60", "val_users=20"];
-    let mut args = vec!["run", p, "--report", "r.json"];
-    for s in &small {
+/// Runs the shipped `pipelines/NAME` with `--set`s: the run, its stdout and the stage statuses.
+fn run_shipped(t: &Test, name: &str, sets: &[&str]) -> (Done, String, std::collections::BTreeMap<String, String>) {
+    let pipeline = util::repo_root().join("pipelines").join(name);
+    let mut args = vec!["run", pipeline.to_str().unwrap(), "--report", "r.json"];
+    for s in sets {
         args.extend(["--set", s]);
     }
     let run = t.run(&args);
     let stdout = run.stdout.clone();
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
-    let s = statuses(&report);
+    (run, stdout, statuses(&report))
+}
+
+#[test]
+fn dynamics_gap_runs_in_an_interactive_world() {
+    let t = Test::new();
+    let small = ["betas=[0,1]", "seeds=[1,2]", "iterations=10", "test_users=60", "val_users=20"];
+    let (run, stdout, s) = run_shipped(&t, "dynamics-gap.yaml", &small);
     for id in ["world[beta=1]", "baselines[beta=0,policy=myopic,seed=2]", "baselines[beta=1,policy=random,seed=1]"] {
         assert_eq!(s[id], "ran", "{id}: {s:?}");
     }
@@ -569,18 +573,9 @@ fn dynamics_gap_runs_in_an_interactive_world() {
 #[test]
 fn dynamics_gap_categories_runs_all_five_methods_on_mf_and_darec_vectors_of_a_world() {
     let t = Test::new();
-    let pipeline = util::repo_root().join("pipelines/dynamics-gap-categories.yaml");
-    let p = pipeline.to_str().unwrap();
     let small =
         ["betas=[1]", "seeds=[1]", "alphas=[1.0]", "iterations=10", "test_users=60", "val_users=20", "darec.epochs=2"];
-    let mut args = vec!["run", p, "--report", "r.json"];
-    for s in &small {
-        args.extend(["--set", s]);
-    }
-    let run = t.run(&args);
-    let stdout = run.stdout.clone();
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path("r.json")).unwrap()).unwrap();
-    let s = statuses(&report);
+    let (run, stdout, s) = run_shipped(&t, "dynamics-gap-categories.yaml", &small);
     for id in ["world[beta=1]", "svd[beta=1]", "baselines[beta=1,policy=popular,seed=1]"] {
         assert_eq!(s[id], "ran", "{id}: {s:?}");
     }
