@@ -104,7 +104,7 @@ pub struct WorldParams {
     pub session_len: usize,
     /// Items each user rates explicitly per pool it has: the ratings `embed.svd` and
     /// `adapt.darec` fit (not serialised at its default, so worlds made before it keep their keys).
-    #[serde(default = "d_rated", skip_serializing_if = "is_d_rated")]
+    #[serde(default = "d_rated", deserialize_with = "rated_or_default", skip_serializing_if = "is_d_rated")]
     pub rated_items: usize,
     /// Seed.
     #[serde(default)]
@@ -163,6 +163,10 @@ fn d_rated() -> usize {
 }
 fn is_d_rated(n: &usize) -> bool {
     *n == d_rated()
+}
+/// `rated_items: null` is the param unset (the default).
+fn rated_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(<Option<usize> as serde::Deserialize>::deserialize(d)?.unwrap_or_else(d_rated))
 }
 
 impl WorldParams {

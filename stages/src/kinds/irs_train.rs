@@ -75,7 +75,7 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "clf_recent",
         ty: "integer ≤ 64",
-        default: Some("0"),
+        default: Some("0 (none; left out of the key)"),
         help: "the classifiers also see the item's similarity to each of the last W served",
     },
     ParamDoc { name: "clf_lr", ty: "number", default: Some("0.001"), help: "classifier learning rate" },

@@ -60,7 +60,7 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "rated_items",
         ty: "integer",
-        default: Some("20"),
+        default: Some("20 (left out of the key at 20)"),
         help: "explicit ratings per user and pool (the `sim`/`real_train` outputs)",
     },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },

@@ -126,7 +126,7 @@ pub struct TrainConfig {
     /// Recent items whose similarity to the current one the classifiers also see: ⟨e_t, e_{t−j}⟩
     /// for j = 1..=W, a direct view of "what was just served resembles this" (0 = none; not
     /// serialised at 0, so earlier keys stay valid).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, deserialize_with = "zero_if_null", skip_serializing_if = "is_zero")]
     pub clf_recent: usize,
     /// Classifier width.
     #[serde(default = "d_clf_hidden")]
@@ -168,6 +168,11 @@ fn d_noise() -> f64 {
 }
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+/// `clf_recent: null` is the param unset (0), as for every optional param added after caches
+/// existed.
+fn zero_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(<Option<usize> as serde::Deserialize>::deserialize(d)?.unwrap_or(0))
 }
 fn d_clf_hidden() -> i64 {
     32
