@@ -11,6 +11,11 @@
 //!   user's last `window` recommendations — the response probability is `(1 − beta)·p`. So
 //!   `beta = 0` makes the two dynamics identical, and every real transition keeps a non-zero
 //!   probability under sim (DARC's assumption) while `beta < 1`.
+//! - **Leaving** (optional, `leave`, real dynamics only): after a response to a bored topic that
+//!   is not a click, the user leaves with probability `leave`; every later response of the
+//!   session is 0. Whether a user has left is hidden from the policy, which sees only the zeros,
+//!   so the exact real response probability given the observed history is the boredom one times
+//!   the posterior probability that the user is still there ([`World::real_click_probs`]).
 //!
 //! Settings: `shared` — both dynamics serve the whole pool (a pure dynamics gap, RQ2); `categories`
 //! — the first half of the topics is the sim pool and the rest the real pool (a representation
@@ -106,6 +111,10 @@ pub struct WorldParams {
     /// `adapt.darec` fit (not serialised at its default, so worlds made before it keep their keys).
     #[serde(default = "d_rated", deserialize_with = "rated_or_default", skip_serializing_if = "is_d_rated")]
     pub rated_items: usize,
+    /// Probability that a real user leaves after a non-click on a bored topic (0 = never; not
+    /// serialised at 0, so worlds made before it keep their keys).
+    #[serde(default, deserialize_with = "zero_if_null", skip_serializing_if = "is_zero")]
+    pub leave: f64,
     /// Seed.
     #[serde(default)]
     pub seed: u64,
@@ -164,6 +173,13 @@ fn d_rated() -> usize {
 fn is_d_rated(n: &usize) -> bool {
     *n == d_rated()
 }
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+/// `leave: null` is the param unset (0).
+fn zero_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(0.0))
+}
 /// `rated_items: null` is the param unset (the default).
 fn rated_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     Ok(<Option<usize> as serde::Deserialize>::deserialize(d)?.unwrap_or_else(d_rated))
@@ -187,6 +203,9 @@ impl WorldParams {
         }
         if self.k == 0 || self.window == 0 || self.k > self.window {
             return Err(format!("need 1 ≤ k ≤ window (k {}, window {})", self.k, self.window));
+        }
+        if !(0.0..=1.0).contains(&self.leave) {
+            return Err(format!("`leave` must be in [0, 1], got {}", self.leave));
         }
         if !(0.0..=1.0).contains(&self.behaviour_epsilon) {
             return Err("`behaviour_epsilon` must be in [0, 1]".into());
@@ -381,13 +400,42 @@ impl World {
         recent.iter().filter(|&&h| self.topics[h as usize] == topic).count() >= self.p.k
     }
 
-    /// The exact click probability of item `i` for `taste` after `history` under `d`.
+    /// The exact click probability of item `i` for `taste` after `history` under `d`, for a user
+    /// who has not left.
     pub fn prob(&self, d: Dynamics, taste: &[f64], history: &[u32], i: u32) -> f64 {
         let p = self.base_prob(taste, i);
         match d {
             Dynamics::Real if self.bored(history, i) => (1.0 - self.p.beta) * p,
             _ => p,
         }
+    }
+
+    /// The exact real click probability of each step of a session (0-based `items`, observed
+    /// `clicks`) given the steps before it: the boredom probability times the posterior
+    /// probability that the user is still there (a click proves it; a non-click on a bored topic
+    /// may be followed by leaving). Without leaving this is [`World::prob`] with the real dynamics.
+    pub fn real_click_probs(&self, taste: &[f64], items: &[u32], clicks: &[f32]) -> Vec<f64> {
+        let mut here = 1.0;
+        let mut out = Vec::with_capacity(items.len());
+        for (t, (&i, &c)) in items.iter().zip(clicks).enumerate() {
+            let bored = self.bored(&items[..t], i);
+            let q = self.prob(Dynamics::Real, taste, &items[..t], i);
+            out.push(here * q);
+            if self.p.leave > 0.0 {
+                if c > 0.5 {
+                    here = 1.0;
+                } else {
+                    // P(here | no click) = here·(1 − q) / (here·(1 − q) + 1 − here), then the
+                    // leaving draw of a non-click on a bored topic.
+                    let stay = here * (1.0 - q);
+                    here = if stay > 0.0 { stay / (stay + 1.0 - here) } else { 0.0 };
+                    if bored {
+                        here *= 1.0 - self.p.leave;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Users in `pop`.
@@ -625,22 +673,15 @@ impl Env for WorldEnv<'_> {
         let taste = w.taste(self.population, user);
         let ids: Vec<u32> = items.iter().map(|&a| self.pool[a as usize]).collect();
         let mut out = ExactRatio { log_ratio: Vec::with_capacity(ids.len()), bored: Vec::with_capacity(ids.len()) };
-        for (t, (&i, &r)) in ids.iter().zip(rewards).enumerate() {
-            let bored = w.bored(&ids[..t], i);
-            let lr = if bored {
-                let p = w.base_prob(&taste, i);
-                let q = (1.0 - w.p.beta) * p;
-                // A click the real dynamics cannot give (β = 1) is floored at ln 10⁻³.
-                if r > 0.5 {
-                    (q / p).max(EXACT_FLOOR).ln()
-                } else {
-                    ((1.0 - q) / (1.0 - p)).max(EXACT_FLOOR).ln()
-                }
-            } else {
-                0.0
-            };
-            out.log_ratio.push(lr as f32);
-            out.bored.push(bored);
+        let real = w.real_click_probs(&taste, &ids, &rewards[..ids.len()]);
+        for (t, ((&i, &r), &q)) in ids.iter().zip(rewards).zip(&real).enumerate() {
+            let p = w.base_prob(&taste, i);
+            // A response the real dynamics cannot give (a click at β = 1 or after leaving) is
+            // floored at ln 10⁻³.
+            let lr =
+                if r > 0.5 { (q / p).max(EXACT_FLOOR).ln() } else { ((1.0 - q) / (1.0 - p)).max(EXACT_FLOOR).ln() };
+            out.log_ratio.push(if q == p { 0.0 } else { lr as f32 });
+            out.bored.push(w.bored(&ids[..t], i));
         }
         Some(out)
     }
@@ -650,6 +691,7 @@ impl Env for WorldEnv<'_> {
             env: self,
             tastes: users.iter().map(|&u| w.taste(self.population, u)).collect(),
             history: users.iter().map(|_| Vec::new()).collect(),
+            left: vec![false; users.len()],
             rngs: users
                 .iter()
                 .map(|&u| {
@@ -670,15 +712,27 @@ struct WorldSession<'a> {
     env: &'a WorldEnv<'a>,
     tastes: Vec<Vec<f64>>,
     history: Vec<Vec<u32>>,
+    /// Whether each user has left (real dynamics with `leave` > 0).
+    left: Vec<bool>,
     rngs: Vec<ChaCha8Rng>,
 }
 
 impl Session for WorldSession<'_> {
     fn step(&mut self, items: &[i64], rewards: &mut [f32]) {
         for (slot, (&a, r)) in items.iter().zip(rewards.iter_mut()).enumerate() {
-            let i = self.env.pool[a as usize];
-            let p = self.env.world.prob(self.env.dynamics, &self.tastes[slot], &self.history[slot], i);
-            *r = if self.rngs[slot].random::<f64>() < p { 1.0 } else { 0.0 };
+            let (w, i) = (self.env.world, self.env.pool[a as usize]);
+            let p = w.prob(self.env.dynamics, &self.tastes[slot], &self.history[slot], i);
+            // One response draw per step, even after leaving; then the leaving draw, if any.
+            let click = self.rngs[slot].random::<f64>() < p && !self.left[slot];
+            *r = if click { 1.0 } else { 0.0 };
+            if self.env.dynamics == Dynamics::Real
+                && w.p.leave > 0.0
+                && !click
+                && !self.left[slot]
+                && w.bored(&self.history[slot], i)
+            {
+                self.left[slot] = self.rngs[slot].random::<f64>() < w.p.leave;
+            }
             self.history[slot].push(i);
         }
     }
@@ -801,6 +855,71 @@ mod tests {
         assert_eq!(logs_from_table(&logs_table(&logs).unwrap()).unwrap(), logs);
         let rates = logged_click_rates(&w, &logs);
         assert!(rates.iter().all(|&r| r > 0.0 && r < 1.0));
+    }
+
+    fn leaving_world(beta: f64, leave: f64) -> World {
+        World::new(&WorldParams { leave, ..world(beta).p }).unwrap()
+    }
+
+    /// Repeats topic 0, then topic 1, …: bored and fresh steps both occur.
+    fn topic_runs(slot: usize, so_far: &[i64]) -> i64 {
+        ((so_far.len() * 3 + slot) % 60) as i64
+    }
+
+    #[test]
+    fn a_user_who_leaves_answers_nothing_after_and_only_real_users_leave() {
+        let w = leaving_world(0.0, 1.0);
+        let (users, t) = (300usize, 16usize);
+        let ids: Vec<usize> = (0..users).collect();
+        let clicks_after_leaving = |d: Dynamics| {
+            let env = w.env(d, Population::Sim);
+            let served = serve(&env, &ids, t, 5, &mut topic_runs);
+            let (mut left, mut after) = (0, 0.0);
+            for (items, r) in &served {
+                let hist: Vec<u32> = items.iter().map(|&a| a as u32).collect();
+                // leave = 1: the first non-click on a bored topic is the last answer.
+                if let Some(s) = (0..t).find(|&s| r[s] == 0.0 && w.bored(&hist[..s], hist[s])) {
+                    left += 1;
+                    after += r[s + 1..].iter().map(|&x| f64::from(x)).sum::<f64>();
+                }
+            }
+            (left, after)
+        };
+        let (left, after) = clicks_after_leaving(Dynamics::Real);
+        assert!(left > users / 2, "{left} of {users} users had a bored non-click");
+        assert_eq!(after, 0.0, "a real user clicked after leaving");
+        let (_, sim_after) = clicks_after_leaving(Dynamics::Sim);
+        assert!(sim_after > 100.0, "sim users never leave: {sim_after} clicks after the same point");
+        // Leaving is a gap of its own: at β = 0 the exact ratio is not 0 once a user may have left.
+        let env = w.env(Dynamics::Sim, Population::Sim);
+        let e = env.exact_log_ratio(0, &[0, 3, 6, 30], &[1.0, 1.0, 0.0, 1.0]).unwrap();
+        assert_eq!(&e.log_ratio[..3], &[0.0, 0.0, 0.0]);
+        assert!((f64::from(e.log_ratio[3]) - 1e-3f64.ln()).abs() < 1e-5, "a click after leaving is impossible");
+        assert!(serde_json::to_string(&world(0.0).p).unwrap().find("leave").is_none(), "not in the key at 0");
+    }
+
+    #[test]
+    fn the_exact_real_probability_accounts_for_users_who_may_have_left() {
+        let w = leaving_world(0.5, 0.5);
+        let env = w.env(Dynamics::Real, Population::Sim);
+        let (users, t) = (600usize, 16usize);
+        let ids: Vec<usize> = (0..users).collect();
+        let served = serve(&env, &ids, t, 2, &mut topic_runs);
+        let (mut exact, mut naive, mut clicks, mut var) = (0.0, 0.0, 0.0, 0.0);
+        for (u, (items, r)) in served.iter().enumerate() {
+            let taste = w.taste(Population::Sim, u);
+            let hist: Vec<u32> = items.iter().map(|&a| a as u32).collect();
+            let probs = w.real_click_probs(&taste, &hist, r);
+            for s in 0..t {
+                exact += probs[s];
+                var += probs[s] * (1.0 - probs[s]);
+                naive += w.prob(Dynamics::Real, &taste, &hist[..s], hist[s]);
+                clicks += f64::from(r[s]);
+            }
+        }
+        let sd = var.sqrt();
+        assert!((clicks - exact).abs() < 4.0 * sd, "clicks {clicks}, exact {exact} ± {sd}");
+        assert!(naive - clicks > 8.0 * sd, "ignoring leaving should overestimate: {naive} vs {clicks} ± {sd}");
     }
 
     #[test]

@@ -63,6 +63,12 @@ const PARAMS: &[ParamDoc] = &[
         default: Some("20 (left out of the key at 20)"),
         help: "explicit ratings per user and pool (the `sim`/`real_train` outputs)",
     },
+    ParamDoc {
+        name: "leave",
+        ty: "number in [0, 1]",
+        default: Some("0 (never; left out of the key)"),
+        help: "real users leave after a non-click on a bored topic with this probability",
+    },
     ParamDoc { name: "seed", ty: "integer", default: Some("0"), help: "seed" },
 ];
 
