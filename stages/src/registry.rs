@@ -74,6 +74,7 @@ pub fn builtin_stages() -> Vec<Arc<dyn Stage>> {
         Arc::new(kinds::study_groups::GroupsRq3),
         Arc::new(kinds::select_best::SelectBest),
         Arc::new(kinds::world_synth::WorldSynth),
+        Arc::new(kinds::world_fit::WorldFit),
         Arc::new(kinds::world_eval::WorldEval),
         Arc::new(kinds::report_table::ReportTable),
         Arc::new(kinds::report_figure::ReportFigure),

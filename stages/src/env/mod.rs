@@ -2,5 +2,7 @@
 //! data and the evaluators see — replay of logged ratings, and interactive worlds whose
 //! responses depend on the session so far.
 
+pub mod fit;
+pub mod outputs;
 pub mod session;
 pub mod world;

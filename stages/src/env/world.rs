@@ -21,6 +21,14 @@
 //! — the first half of the topics is the sim pool and the rest the real pool (a representation
 //! gap as well, the paper's sim→real setting).
 //!
+//! **Fitted worlds** (`world.fit`, [`Fit`]): the items are a real dataset's items with their SVD
+//! vectors and a topic each from their genres, tastes are drawn from a Gaussian with the mean and
+//! covariance of the dataset's SVD user vectors, and the affinity is standardised over the
+//! population (`a = (⟨u, v⟩ − mean)/std`, both exact for the Gaussian) before the same
+//! `σ(slope·(a − offset))`, so the click rates keep the synthetic world's scale while the item
+//! geometry, the genre structure and the spread of tastes are the dataset's. The dynamics, the
+//! populations and the streams are the same as above; one pool (`shared`).
+//!
 //! Users come in populations with their own streams: `sim` (the simulator's users), `logged`
 //! (the shared real users whose sessions a behaviour policy logged with the real dynamics:
 //! ε-greedy over the items' exact population click rates), `val` and `test` (fresh real-dynamics
@@ -119,6 +127,89 @@ pub struct WorldParams {
     #[serde(default)]
     pub seed: u64,
 }
+/// `world.fit` params: the dynamics and populations of [`WorldParams`]; the items, topics and
+/// dimension come from the data.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FitParams {
+    /// Slope of the click probability in the standardised affinity.
+    #[serde(default = "d_slope")]
+    pub slope: f64,
+    /// Standardised affinity at which the base click probability is ½.
+    #[serde(default = "d_offset")]
+    pub offset: f64,
+    /// Boredom strength.
+    #[serde(default)]
+    pub beta: f64,
+    /// Recommendations of a topic within `window` that make it bored.
+    #[serde(default = "d_k")]
+    pub k: usize,
+    /// The boredom window.
+    #[serde(default = "d_window")]
+    pub window: usize,
+    /// Probability of leaving after a non-click on a bored topic.
+    #[serde(default)]
+    pub leave: f64,
+    /// Users of the simulator.
+    #[serde(default = "d_sim_users")]
+    pub sim_users: usize,
+    /// Shared real users with logged sessions.
+    #[serde(default = "d_logged")]
+    pub logged_users: usize,
+    /// Logged sessions per logged user.
+    #[serde(default = "d_one")]
+    pub logged_sessions: usize,
+    /// ε of the behaviour policy.
+    #[serde(default = "d_eps")]
+    pub behaviour_epsilon: f64,
+    /// Validation users.
+    #[serde(default = "d_val")]
+    pub val_users: usize,
+    /// Test users.
+    #[serde(default = "d_test")]
+    pub test_users: usize,
+    /// Session length T.
+    #[serde(default = "d_t")]
+    pub session_len: usize,
+    /// Explicit ratings per user and pool.
+    #[serde(default = "d_rated")]
+    pub rated_items: usize,
+    /// The most-rated items of the dataset's pool that become the world's items (0: all).
+    #[serde(default = "d_items")]
+    pub max_items: usize,
+    /// Seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl FitParams {
+    /// The world params over `items` items in `topics` topics of width `dim` (one pool).
+    pub fn world_params(&self, items: usize, topics: usize, dim: usize) -> WorldParams {
+        WorldParams {
+            items,
+            topics,
+            dim,
+            spread: d_spread(),
+            slope: self.slope,
+            offset: self.offset,
+            beta: self.beta,
+            k: self.k,
+            window: self.window,
+            setting: Setting::Shared,
+            sim_users: self.sim_users,
+            logged_users: self.logged_users,
+            logged_sessions: self.logged_sessions,
+            behaviour_epsilon: self.behaviour_epsilon,
+            val_users: self.val_users,
+            test_users: self.test_users,
+            session_len: self.session_len,
+            rated_items: self.rated_items,
+            leave: self.leave,
+            seed: self.seed,
+        }
+    }
+}
+
 fn d_items() -> usize {
     300
 }
@@ -342,6 +433,107 @@ pub struct World {
     pub item_vecs: Vec<f32>,
     /// Topic per item.
     pub topics: Vec<u32>,
+    /// What a fitted world takes from its dataset (None: generated from the seed).
+    pub fit: Option<Fit>,
+}
+
+/// What a world fitted to a dataset (`world.fit`) takes from it: items, topics, the tastes'
+/// Gaussian and the affinity's scale. Stored in the `world` table, so it rebuilds anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// The dataset's item id of each world item (world item `i` is id `i + 1` in the outputs).
+    pub source_items: Vec<u32>,
+    /// Topic names (genres), indexed by topic.
+    pub topic_names: Vec<String>,
+    /// Topic per item.
+    pub topics: Vec<u32>,
+    /// Item vectors (the dataset's SVD vectors), row-major `items × dim`.
+    pub item_vecs: Vec<f32>,
+    /// Mean of the tastes (of the dataset's SVD user vectors).
+    pub taste_mean: Vec<f64>,
+    /// Lower Cholesky factor of the tastes' covariance, row-major `dim × dim`.
+    pub taste_chol: Vec<f64>,
+    /// Mean of ⟨u, v⟩ over tastes and items.
+    pub affinity_mean: f64,
+    /// Std of ⟨u, v⟩ over tastes and items.
+    pub affinity_std: f64,
+}
+
+impl Fit {
+    /// Fits tastes to `users` (row-major, `dim` wide) and keeps `items` (row-major) with their
+    /// `topics`; the affinity's mean and std over (taste, item) are exact for the Gaussian:
+    /// ⟨u, v⟩ ~ N(μ·v, vᵀΣv) per item, mixed uniformly over the items.
+    pub fn new(
+        users: &[f32],
+        dim: usize,
+        items: Vec<f32>,
+        source_items: Vec<u32>,
+        topics: Vec<u32>,
+        topic_names: Vec<String>,
+    ) -> Result<Fit, String> {
+        let n_users = users.len() / dim.max(1);
+        if dim == 0 || n_users < 2 || items.len() != source_items.len() * dim || topics.len() != source_items.len() {
+            return Err(format!(
+                "a fit needs ≥ 2 user vectors and one topic per item vector (users {n_users}, items {}, topics {}, dim {dim})",
+                source_items.len(),
+                topics.len()
+            ));
+        }
+        if users.iter().chain(&items).any(|x| !x.is_finite()) {
+            return Err("the vectors to fit hold a NaN or an infinity".into());
+        }
+        let mut mean = vec![0.0f64; dim];
+        for u in users.chunks(dim) {
+            for (m, &x) in mean.iter_mut().zip(u) {
+                *m += f64::from(x) / n_users as f64;
+            }
+        }
+        let mut cov = vec![0.0f64; dim * dim];
+        for u in users.chunks(dim) {
+            for a in 0..dim {
+                for b in 0..=a {
+                    cov[a * dim + b] +=
+                        (f64::from(u[a]) - mean[a]) * (f64::from(u[b]) - mean[b]) / (n_users - 1) as f64;
+                }
+            }
+        }
+        // A ridge of 10⁻⁶ of the mean variance keeps the factor defined for rank-deficient tastes.
+        let ridge = 1e-6 * (0..dim).map(|a| cov[a * dim + a]).sum::<f64>() / dim as f64 + 1e-12;
+        let mut l = vec![0.0f64; dim * dim];
+        for a in 0..dim {
+            for b in 0..=a {
+                let mut x = cov[a * dim + b] + if a == b { ridge } else { 0.0 };
+                for k in 0..b {
+                    x -= l[a * dim + k] * l[b * dim + k];
+                }
+                l[a * dim + b] = if a == b { x.max(ridge).sqrt() } else { x / l[b * dim + b] };
+            }
+        }
+        let (mut m1, mut m2) = (0.0, 0.0);
+        let n_items = source_items.len() as f64;
+        for v in items.chunks(dim) {
+            let mu: f64 = mean.iter().zip(v).map(|(m, &x)| m * f64::from(x)).sum();
+            // vᵀΣv = |Lᵀv|².
+            let var: f64 =
+                (0..dim).map(|k| (k..dim).map(|a| l[a * dim + k] * f64::from(v[a])).sum::<f64>().powi(2)).sum();
+            m1 += mu / n_items;
+            m2 += (var + mu * mu) / n_items;
+        }
+        let std = (m2 - m1 * m1).max(0.0).sqrt();
+        if std <= 0.0 {
+            return Err("the fitted affinities have no spread (all vectors zero?)".into());
+        }
+        Ok(Fit {
+            source_items,
+            topic_names,
+            topics,
+            item_vecs: items,
+            taste_mean: mean,
+            taste_chol: l,
+            affinity_mean: m1,
+            affinity_std: std,
+        })
+    }
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -372,7 +564,28 @@ impl World {
                 item_vecs.push(((centroids[t * d + j] + p.spread * normal()) / scale) as f32);
             }
         }
-        Ok(World { p: p.clone(), item_vecs, topics })
+        Ok(World { p: p.clone(), item_vecs, topics, fit: None })
+    }
+
+    /// The world of `p` over a dataset's items and tastes (`fit`); `p`'s `items`, `topics` and
+    /// `dim` must be the fit's, and its setting `shared`.
+    pub fn fitted(p: &WorldParams, fit: Fit) -> Result<World, String> {
+        if p.setting != Setting::Shared {
+            return Err("a fitted world has one pool (`setting: shared`)".into());
+        }
+        if p.items != fit.source_items.len() || p.dim != fit.taste_mean.len() || p.topics != fit.topic_names.len() {
+            return Err(format!(
+                "the world's params (items {}, dim {}, topics {}) are not its fit's ({}, {}, {})",
+                p.items,
+                p.dim,
+                p.topics,
+                fit.source_items.len(),
+                fit.taste_mean.len(),
+                fit.topic_names.len()
+            ));
+        }
+        p.check()?;
+        Ok(World { p: p.clone(), item_vecs: fit.item_vecs.clone(), topics: fit.topics.clone(), fit: Some(fit) })
     }
 
     /// The taste of user `user` of `pop`.
@@ -382,14 +595,28 @@ impl World {
 
     fn draw_taste(&self, seed: u64) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let s = 1.0 / (self.p.dim as f64).sqrt();
-        (0..self.p.dim).map(|_| s * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect()
+        let d = self.p.dim;
+        let z: Vec<f64> =
+            (0..d).map(|_| <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect();
+        match &self.fit {
+            None => {
+                let s = 1.0 / (d as f64).sqrt();
+                z.iter().map(|x| s * x).collect()
+            }
+            // u = μ + L z.
+            Some(f) => {
+                (0..d).map(|a| f.taste_mean[a] + (0..=a).map(|k| f.taste_chol[a * d + k] * z[k]).sum::<f64>()).collect()
+            }
+        }
     }
 
     /// The base (sim) click probability of `taste` for item `i`.
     pub fn base_prob(&self, taste: &[f64], i: u32) -> f64 {
         let v = &self.item_vecs[i as usize * self.p.dim..(i as usize + 1) * self.p.dim];
-        let a: f64 = taste.iter().zip(v).map(|(u, &x)| u * f64::from(x)).sum();
+        let mut a: f64 = taste.iter().zip(v).map(|(u, &x)| u * f64::from(x)).sum();
+        if let Some(f) = &self.fit {
+            a = (a - f.affinity_mean) / f.affinity_std;
+        }
         sigmoid(self.p.slope * (a - self.p.offset))
     }
 
@@ -553,10 +780,18 @@ impl World {
     }
 }
 
-/// The `world` table (one row, the params as JSON): what rebuilds the world anywhere.
-pub fn world_table(p: &WorldParams) -> Result<RecordBatch, StageError> {
-    let json = serde_json::to_string(p).map_err(|e| StageError::Failed(e.to_string()))?;
-    batch(vec![("params", Arc::new(StringArray::from(vec![json])))])
+/// The `world` table (one row, the params as JSON, and for a fitted world its [`Fit`] as JSON in
+/// a `fit` column): what rebuilds the world anywhere.
+pub fn world_table(w: &World) -> Result<RecordBatch, StageError> {
+    fn json<T: Serialize>(x: &T) -> Result<String, StageError> {
+        serde_json::to_string(x).map_err(|e| StageError::Failed(e.to_string()))
+    }
+    let mut cols: Vec<(&str, arrow::array::ArrayRef)> =
+        vec![("params", Arc::new(StringArray::from(vec![json(&w.p)?])))];
+    if let Some(f) = &w.fit {
+        cols.push(("fit", Arc::new(StringArray::from(vec![json(f)?]))));
+    }
+    batch(cols)
 }
 
 /// The world of a `world` table.
@@ -567,7 +802,12 @@ pub fn world_from_table(b: &RecordBatch) -> Result<World, StageError> {
     }
     let p: WorldParams = serde_json::from_str(col.value(0))
         .map_err(|e| StageError::Input(format!("`world` does not hold world.synth params: {e}")))?;
-    World::new(&p).map_err(StageError::Input)
+    if b.schema().column_with_name("fit").is_none() {
+        return World::new(&p).map_err(StageError::Input);
+    }
+    let fit: Fit = serde_json::from_str(column::<StringArray>(b, "world", "fit")?.value(0))
+        .map_err(|e| StageError::Input(format!("`world.fit` does not hold a world.fit fit: {e}")))?;
+    World::fitted(&p, fit).map_err(StageError::Input)
 }
 
 /// The `logs` table: user, session, step, item (1-based id), click.
@@ -849,7 +1089,7 @@ mod tests {
     fn world_and_logs_round_trip_through_their_tables() {
         let p = WorldParams { logged_users: 5, ..world(0.5).p };
         let w = World::new(&p).unwrap();
-        let back = world_from_table(&world_table(&p).unwrap()).unwrap();
+        let back = world_from_table(&world_table(&w).unwrap()).unwrap();
         assert_eq!(back.item_vecs, w.item_vecs);
         let logs = w.logs();
         assert_eq!(logs_from_table(&logs_table(&logs).unwrap()).unwrap(), logs);

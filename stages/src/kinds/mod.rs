@@ -19,4 +19,5 @@ pub mod study_groups;
 pub mod study_kmeans;
 pub mod util;
 pub mod world_eval;
+pub mod world_fit;
 pub mod world_synth;

@@ -2,20 +2,16 @@
 //! `env/world.rs` and docs/design.md §7): its params (which rebuild it anywhere), item vectors of
 //! the sim and real pools, and the shared real users' sessions logged by a behaviour policy.
 
-use std::sync::Arc;
-
-use arrow::array::{StringArray, UInt32Array};
 use serde_json::Value;
 
-use crate::api::artifact::{Artifact, Inputs, Outputs};
+use crate::api::artifact::{Inputs, Outputs};
 use crate::api::context::Context;
 use crate::api::docs::{OutputDoc, ParamDoc};
 use crate::api::error::StageError;
 use crate::api::params;
 use crate::api::stage::Stage;
-use crate::data::split::pool_table;
-use crate::data::table::{batch, vectors};
-use crate::env::world::{logs_table, world_table, Dynamics, World, WorldParams};
+use crate::env::outputs::{world_outputs, WORLD_OUTPUTS};
+use crate::env::world::{World, WorldParams};
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "items", ty: "integer", default: Some("300"), help: "items (split evenly into topics)" },
@@ -96,29 +92,7 @@ impl Stage for WorldSynth {
         PARAMS
     }
     fn outputs(&self) -> &'static [OutputDoc] {
-        &[
-            OutputDoc {
-                name: "world",
-                help: "params: the world's params as JSON (irs.train, irs.eval, world.eval rebuild it)",
-            },
-            OutputDoc { name: "items", help: "item, topic, pool (sim, real or both)" },
-            OutputDoc { name: "sim_item_vecs", help: "id, vector: the sim pool's item vectors" },
-            OutputDoc { name: "real_item_vecs", help: "id, vector: the real pool's item vectors" },
-            OutputDoc {
-                name: "sim",
-                help: "user, item, rating, ts: sim users' and logged users' half-star ratings of the sim pool",
-            },
-            OutputDoc {
-                name: "real_train",
-                help: "user, item, rating, ts: the logged users' ratings of the real pool",
-            },
-            OutputDoc { name: "sim_items", help: "item, n_train_ratings: the sim pool (data.split's layout)" },
-            OutputDoc { name: "real_items", help: "item, n_train_ratings: the real pool" },
-            OutputDoc {
-                name: "logs",
-                help: "user, session, step, item, click: behaviour-policy sessions of the logged real users",
-            },
-        ]
+        WORLD_OUTPUTS
     }
     fn validate(&self, p: &Value) -> Result<(), StageError> {
         config(p).map(|_| ())
@@ -130,41 +104,6 @@ impl Stage for WorldSynth {
         let p = config(p)?;
         ctx.progress(0.0, "generating");
         let w = World::new(&p).map_err(StageError::Input)?;
-        let d = p.dim;
-        let pool_vecs = |dy: Dynamics| {
-            let pool = p.pool(dy);
-            let flat = pool.iter().flat_map(|&i| w.item_vecs[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
-            vectors(pool.iter().map(|&i| i + 1).collect(), flat, d)
-        };
-        let one_based = |v: Vec<u32>| v.into_iter().map(|i| i + 1).collect::<Vec<_>>();
-        let (sim, real) = (one_based(p.pool(Dynamics::Sim)), one_based(p.pool(Dynamics::Real)));
-        let pool_of = |i: u32| match (sim.binary_search(&i).is_ok(), real.binary_search(&i).is_ok()) {
-            (true, true) => "both",
-            (true, false) => "sim",
-            _ => "real",
-        };
-        let items = batch(vec![
-            ("item", Arc::new(UInt32Array::from((1..=p.items as u32).collect::<Vec<_>>()))),
-            ("topic", Arc::new(UInt32Array::from(w.topics.clone()))),
-            ("pool", Arc::new(StringArray::from((1..=p.items as u32).map(pool_of).collect::<Vec<_>>()))),
-        ])?;
-        ctx.progress(0.3, "logging the behaviour policy's sessions");
-        let logs = w.logs();
-        ctx.check_cancelled()?;
-        ctx.progress(0.7, "explicit ratings");
-        let (sim_r, real_r) = w.ratings();
-        let sim_items = pool_table(&sim, &[&sim_r])?;
-        let real_items = pool_table(&real, &[&real_r])?;
-        Ok(Outputs::from([
-            ("world".to_string(), Artifact::Table(world_table(&p)?)),
-            ("items".to_string(), Artifact::Table(items)),
-            ("sim_item_vecs".to_string(), Artifact::Table(pool_vecs(Dynamics::Sim)?)),
-            ("real_item_vecs".to_string(), Artifact::Table(pool_vecs(Dynamics::Real)?)),
-            ("logs".to_string(), Artifact::Table(logs_table(&logs)?)),
-            ("sim".to_string(), Artifact::Table(sim_r.into_batch()?)),
-            ("real_train".to_string(), Artifact::Table(real_r.into_batch()?)),
-            ("sim_items".to_string(), Artifact::Table(sim_items)),
-            ("real_items".to_string(), Artifact::Table(real_items)),
-        ]))
+        world_outputs(ctx, &w)
     }
 }
