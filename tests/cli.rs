@@ -553,6 +553,43 @@ fn run_shipped(t: &Test, name: &str, sets: &[&str]) -> (Done, String, std::colle
 }
 
 #[test]
+fn a_world_fitted_to_the_embedded_movielens_sample_runs_and_knowing_tastes_beats_random_in_it() {
+    let t = Test::new();
+    let data = format!("data={}", util::repo_root().join("data/ml-latest-small").display());
+    let (run, _, s) = run_shipped(&t, "world-fit.yaml", &["seeds=[1]", &data]);
+    run.success();
+    assert!(s.values().all(|v| v == "ran"), "{s:?}");
+    let pipeline = util::repo_root().join("pipelines/world-fit.yaml");
+    let cat = |a: &str| {
+        t.run(&["cat", pipeline.to_str().unwrap(), a, "--format", "csv", "--set", "seeds=[1]", "--set", &data])
+            .success()
+            .stdout
+    };
+    let items = cat("world[beta=1].items");
+    let header = items.lines().next().unwrap();
+    assert_eq!(header, "item,topic,pool,source_item,genre", "{items}");
+    // 300 items (the sim pool's most rated), in more than one topic (genre).
+    assert_eq!(items.lines().count(), 301, "{items}");
+    let genres: std::collections::BTreeSet<&str> =
+        items.lines().skip(1).map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert!(genres.len() > 3, "{genres:?}");
+    // values: method, column, metric, mean, ci95, n.
+    let values = cat("table.values");
+    let mean = |method: &str, beta: &str| -> f64 {
+        let row = values
+            .lines()
+            .find(|l| l.starts_with(&format!("{method},{beta},reward,")))
+            .unwrap_or_else(|| panic!("{values}"));
+        row.split(',').nth(3).unwrap().parse().unwrap()
+    };
+    for beta in ["0", "1"] {
+        assert!(mean("myopic", beta) > mean("random", beta) + 0.05, "β = {beta}: {values}");
+    }
+    // Most popular repeats topics, so boredom costs it; myopic avoids bored topics.
+    assert!(mean("popular", "1") < mean("popular", "0"), "boredom lowers the reward: {values}");
+}
+
+#[test]
 fn dynamics_gap_runs_in_an_interactive_world() {
     let t = Test::new();
     let small = ["betas=[0,1]", "seeds=[1,2]", "iterations=10", "test_users=60", "val_users=20"];

@@ -25,7 +25,7 @@ pub fn fit_dataset(
     items: &Items,
     max_items: usize,
 ) -> Result<Fit, String> {
-    if dim == 0 || item_vecs.len() != item_ids.len() * dim || users.len() % dim != 0 {
+    if dim == 0 || item_vecs.len() != item_ids.len() * dim || !users.len().is_multiple_of(dim) {
         return Err(format!(
             "the user and item vectors are not {dim} wide ({} item ids, {} item values, {} user values)",
             item_ids.len(),
