@@ -1,0 +1,295 @@
+//! The RL hot loops side by side with PyTorch (`cargo bench --features torch --bench irs`):
+//! the shapes and the work per step of `../shared/ref/dqn_step.py` and
+//! `../shared/ref/darc_classifier.py`, at 1 and 2 threads.
+//!
+//! - **DQN train step**: B = 64 episodes × T = 32 over 1,000 items, D = H = 128: the online and
+//!   target LSTMs over the unrolled episodes, Q over every item, the masked max, the Huber TD loss,
+//!   backward, Adam (lr 10⁻³); the target synced every 100 steps; 16 pre-sampled batches of
+//!   distinct random items, rewards looked up from the ratings. Ours is `irs.train`'s step:
+//!   double-DQN targets (one more online Q over the next states than the reference's plain max)
+//!   and gradient clipping at norm 10; the reference's g is an MLP (H → H → D), ours one linear
+//!   layer (H → D).
+//! - **Rollout**: 64 users × 32 steps, ε = 0.1, masked Q, rewards rating/5 looked up from 750k
+//!   sparse ratings (5,000 users, ~150 ratings each, Zipf-like popularity), the LSTM stepped on
+//!   each observed reward. Ours is `irs.train`'s rollout against the replay environment.
+//! - **Classifier update**: 256 sim + 256 real transitions (8 + 8 episodes × 32 steps), Gaussian
+//!   input noise σ = 1, both classifiers' cross-entropy, backward, Adam (lr 3·10⁻⁴). Ours has the
+//!   classifiers' own LSTM encoder of the history (the reference's states are given vectors), so
+//!   it does more work per transition.
+//! - **Δr evaluation**: both classifiers without noise over a 64 × 32 block.
+//!
+//! With `S2R_REF_PYTHON` naming a Python with torch 2.11 (../shared/ref/README.md) the reference
+//! scripts run in the same bench run, alternating with ours round by round (`S2R_BENCH_ROUNDS`,
+//! default 3), and the table carries the ratio of the medians (ours / reference, > 1 = faster).
+//! `S2R_REF_DIR` overrides the scripts' folder (default `../shared/ref` beside the repository).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use s2r_stages::env::session::Replay;
+use s2r_stages::neural::irs::dynamics::DynClf;
+use s2r_stages::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
+use s2r_stages::neural::irs::qnet::{ItemBias, QNet};
+use s2r_stages::neural::irs::rollout::rollout;
+use s2r_stages::neural::irs::td::{td_loss, Bootstrap, TdRule};
+use s2r_stages::tch::nn::OptimizerConfig;
+use s2r_stages::tch::{self, nn, Tensor};
+
+const N_ITEMS: usize = 1000;
+const DIM: i64 = 128;
+const B: usize = 64;
+const T: usize = 32;
+const USERS: usize = 5000;
+
+/// One loop's rates over rounds (units per second).
+#[derive(Default)]
+struct Rates {
+    ours: Vec<f64>,
+    reference: Vec<f64>,
+}
+
+fn summary(x: &[f64]) -> String {
+    if x.is_empty() {
+        return "—".into();
+    }
+    let mut s = x.to_vec();
+    s.sort_by(f64::total_cmp);
+    format!("{:.1} ({:.1}–{:.1})", median(x), s[0], s[s.len() - 1])
+}
+
+fn median(x: &[f64]) -> f64 {
+    let mut s = x.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// The reference's ratings: per user ~150 items (normal approximation of its Poisson) drawn
+/// without replacement by Zipf-like popularity 1/(rank + 10) (Gumbel top-k), ratings
+/// round(3.5 + item bias + noise) clipped to 1..=5. Returns per-user item → rating/5.
+fn ratings(rng: &mut ChaCha8Rng) -> (Vec<HashMap<i64, f32>>, usize) {
+    let mut order: Vec<usize> = (0..N_ITEMS).collect();
+    rand::seq::SliceRandom::shuffle(&mut order[..], rng);
+    let logp: Vec<f64> = order.iter().map(|&r| -((r + 11) as f64).ln()).collect();
+    let bias: Vec<f64> = (0..N_ITEMS).map(|_| 0.7 * normal(rng)).collect();
+    let mut total = 0;
+    let table = (0..USERS)
+        .map(|_| {
+            let k = (150.0 + 150f64.sqrt() * normal(rng)).round().clamp(1.0, N_ITEMS as f64) as usize;
+            let mut keys: Vec<(f64, usize)> =
+                (0..N_ITEMS).map(|i| (logp[i] - (-rng.random::<f64>().max(1e-300).ln()).ln(), i)).collect();
+            keys.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+            total += k;
+            keys[..k]
+                .iter()
+                .map(|&(_, i)| {
+                    let y = (3.5 + bias[i] + normal(rng)).round().clamp(1.0, 5.0);
+                    (i as i64, (y / 5.0) as f32)
+                })
+                .collect()
+        })
+        .collect();
+    (table, total)
+}
+
+/// B episodes of T distinct random items each for random users, rewards from `table`.
+fn episodes(rng: &mut ChaCha8Rng, table: &[HashMap<i64, f32>], b: usize) -> Vec<Episode> {
+    (0..b)
+        .map(|_| {
+            let u = rng.random_range(0..table.len());
+            let mut items: Vec<i64> = (0..N_ITEMS as i64).collect();
+            let (picked, _) = rand::seq::SliceRandom::partial_shuffle(&mut items[..], rng, T);
+            let actions = picked.to_vec();
+            let rewards = actions.iter().map(|a| table[u].get(a).copied().unwrap_or(0.0)).collect();
+            Episode { actions, rewards }
+        })
+        .collect()
+}
+
+/// Our four loops, one round: (train steps/s, rollout episodes/s, classifier updates/s,
+/// Δr evaluations/s).
+struct Ours {
+    items: Domain,
+    table: Vec<HashMap<i64, f32>>,
+    batches: Vec<Vec<Episode>>,
+    clf_batches: Vec<(Vec<Episode>, Vec<Episode>)>,
+    block: (Tensor, Tensor),
+}
+
+impl Ours {
+    fn new() -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let t0 = Instant::now();
+        let (table, n) = ratings(&mut rng);
+        eprintln!("irs bench: {n} ratings of {USERS} users over {N_ITEMS} items in {:.1} s", t0.elapsed().as_secs_f64());
+        let v: Vec<f32> = (0..N_ITEMS as i64 * DIM).map(|_| normal(&mut rng) as f32 / (DIM as f32).sqrt()).collect();
+        let items = Domain::raw(Tensor::from_slice(&v).view([N_ITEMS as i64, DIM]), Side::Sim);
+        let batches = (0..16).map(|_| episodes(&mut rng, &table, B)).collect();
+        let clf_batches =
+            (0..64).map(|_| (episodes(&mut rng, &table, 256 / T), episodes(&mut rng, &table, 256 / T))).collect();
+        let block = batch_tensors(&episodes(&mut rng, &table, B), tch::Device::Cpu);
+        Self { items, table, batches, clf_batches, block }
+    }
+
+    fn round(&self) -> [f64; 4] {
+        let cpu = tch::Device::Cpu;
+        // DQN: warm-up 20 steps, 200 timed (the reference's counts).
+        let (vs, mut tvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu));
+        let net = QNet::new(&vs.root(), DIM, 128, ItemBias::default());
+        let target = QNet::new(&tvs.root(), DIM, 128, ItemBias::default());
+        tvs.copy(&vs).unwrap();
+        let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
+        let rule = TdRule { gamma: 0.9, bootstrap: Bootstrap::Max, conservative: 0.0 };
+        let mut step = 0usize;
+        let mut train = |n: usize| {
+            for _ in 0..n {
+                let loss = td_loss(&net, &target, &self.items, &self.batches[step % 16], rule, None, None);
+                opt.backward_step_clip_norm(&loss, 10.0);
+                step += 1;
+                if step % 100 == 0 {
+                    tvs.copy(&vs).unwrap();
+                }
+            }
+        };
+        train(20);
+        let t0 = Instant::now();
+        train(200);
+        let train_rate = 200.0 / t0.elapsed().as_secs_f64();
+
+        let reward = |u: usize, a: i64| self.table[u].get(&a).copied().unwrap_or(0.0);
+        let env = Replay::new(USERS, &reward);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut roll = |n: usize| {
+            for k in 0..n {
+                let users: Vec<usize> = (0..B).map(|_| rng.random_range(0..USERS)).collect();
+                let mut r = ChaCha8Rng::seed_from_u64(k as u64);
+                std::hint::black_box(rollout(&net, &self.items, &env, &users, T, 0.1, &mut r, 0));
+            }
+        };
+        roll(3);
+        let t0 = Instant::now();
+        roll(30);
+        let rollout_rate = 30.0 * B as f64 / t0.elapsed().as_secs_f64();
+
+        // The classifiers: warm-up 50, 1,000 timed updates; then 1,000 Δr evaluations.
+        let cvs = nn::VarStore::new(cpu);
+        let clf = DynClf::new(&cvs.root(), DIM, 32, 0);
+        let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut k = 0usize;
+        let mut update = |n: usize| {
+            for _ in 0..n {
+                let (s, r) = &self.clf_batches[k % self.clf_batches.len()];
+                let (loss, _, _) = clf.loss((&self.items.items, s), (&self.items.items, r), 1.0, &mut rng);
+                copt.backward_step(&loss);
+                k += 1;
+            }
+        };
+        update(50);
+        let t0 = Instant::now();
+        update(1000);
+        let clf_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        let (a, r) = &self.block;
+        let mut eval = |n: usize| {
+            for _ in 0..n {
+                let dr = tch::no_grad(|| clf.logits(&self.items.items, a, r, 0.0, &mut rng).delta_r());
+                std::hint::black_box(&dr);
+            }
+        };
+        eval(20);
+        let t0 = Instant::now();
+        eval(1000);
+        let dr_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        [train_rate, rollout_rate, clf_rate, dr_rate]
+    }
+}
+
+/// One round of the reference scripts at `threads`: the same four rates, from their JSON.
+fn reference(py: &str, dir: &std::path::Path, threads: usize) -> Result<[f64; 4], String> {
+    let run = |script: &str| -> Result<serde_json::Value, String> {
+        let out = Command::new(py)
+            .arg(dir.join(script))
+            .args(["--threads", &threads.to_string(), "--repeats", "1"])
+            .output()
+            .map_err(|e| format!("{py}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{script}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let line = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(line.trim().lines().last().unwrap_or("")).map_err(|e| format!("{script}: {e}"))
+    };
+    let dqn = run("dqn_step.py")?;
+    let darc = run("darc_classifier.py")?;
+    let get = |v: &serde_json::Value, k: &str| v[k]["median"].as_f64().ok_or_else(|| format!("no {k} in {v}"));
+    Ok([
+        get(&dqn, "train_steps_per_s")?,
+        get(&dqn, "rollout_episodes_per_s")?,
+        get(&darc, "updates_per_s")?,
+        get(&darc, "delta_r_evals_per_s")?,
+    ])
+}
+
+fn main() {
+    let rounds: usize = std::env::var("S2R_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let py = std::env::var("S2R_REF_PYTHON").ok().filter(|s| !s.is_empty());
+    let dir = std::env::var_os("S2R_REF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ref"));
+    if py.is_none() {
+        eprintln!("irs bench: S2R_REF_PYTHON is not set, so the reference scripts do not run (ours only)");
+    }
+    let ours = Ours::new();
+    let names = [
+        "DQN train step (B 64 × T 32, 1,000 items, D = H = 128), steps/s",
+        "ε-greedy rollout (64 users × 32 steps, 750k ratings), episodes/s",
+        "classifier update (256 + 256, σ = 1), updates/s",
+        "Δr evaluation (64 × 32 block), evaluations/s",
+    ];
+    println!("| loop | threads | ours: median (min–max) | PyTorch: median (min–max) | ours / PyTorch |");
+    println!("|---|---:|---:|---:|---:|");
+    for threads in [1usize, 2] {
+        tch::set_num_threads(threads as i32);
+        let mut rates: Vec<Rates> = (0..4).map(|_| Rates::default()).collect();
+        for r in 0..rounds {
+            let o = ours.round();
+            eprintln!("irs bench: threads {threads}, round {}: ours {o:.1?}", r + 1);
+            for (x, v) in rates.iter_mut().zip(o) {
+                x.ours.push(v);
+            }
+            if let Some(py) = &py {
+                match reference(py, &dir, threads) {
+                    Ok(v) => {
+                        eprintln!("irs bench: threads {threads}, round {}: PyTorch {v:.1?}", r + 1);
+                        for (x, v) in rates.iter_mut().zip(v) {
+                            x.reference.push(v);
+                        }
+                    }
+                    Err(e) => eprintln!("irs bench: the reference failed: {e}"),
+                }
+            }
+        }
+        for (name, x) in names.iter().zip(&rates) {
+            let ratio = if x.reference.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.2}×", median(&x.ours) / median(&x.reference))
+            };
+            println!("| {name} | {threads} | {} | {} | {ratio} |", summary(&x.ours), summary(&x.reference));
+        }
+    }
+}
