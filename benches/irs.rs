@@ -136,7 +136,10 @@ impl Ours {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let t0 = Instant::now();
         let (table, n) = ratings(&mut rng);
-        eprintln!("irs bench: {n} ratings of {USERS} users over {N_ITEMS} items in {:.1} s", t0.elapsed().as_secs_f64());
+        eprintln!(
+            "irs bench: {n} ratings of {USERS} users over {N_ITEMS} items in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         let v: Vec<f32> = (0..N_ITEMS as i64 * DIM).map(|_| normal(&mut rng) as f32 / (DIM as f32).sqrt()).collect();
         let items = Domain::raw(Tensor::from_slice(&v).view([N_ITEMS as i64, DIM]), Side::Sim);
         let batches = (0..16).map(|_| episodes(&mut rng, &table, B)).collect();

@@ -80,6 +80,20 @@ impl DynClf {
         noise: f64,
         rng: &mut ChaCha8Rng,
     ) -> Logits {
+        let (x, sim) = self.inputs(items, actions, rewards, noise, rng);
+        self.heads(x, sim)
+    }
+
+    /// The classifiers' inputs: x = [e_a·√D, r·5] (`B × T × (D+1)`) and, with `recent`, the
+    /// similarities (`B × T × W`), each with its noise (x's drawn first).
+    fn inputs(
+        &self,
+        items: &Tensor,
+        actions: &Tensor,
+        rewards: &Tensor,
+        noise: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> (Tensor, Option<Tensor>) {
         let (b, t) = (actions.size()[0], actions.size()[1]);
         let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
         // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
@@ -91,6 +105,12 @@ impl DynClf {
                 *s += gaussian(rng, &[b, t, self.recent], noise, items.device());
             }
         }
+        (x, sim)
+    }
+
+    /// The encoder and both heads over inputs from [`DynClf::inputs`].
+    fn heads(&self, x: Tensor, sim: Option<Tensor>) -> Logits {
+        let t = x.size()[1];
         let (out, _) = self.enc.seq(&x);
         // The state before step t: the encoding of x_0 … x_{t−1} (zero before the first step).
         let s = Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1);
@@ -121,8 +141,23 @@ impl DynClf {
         let dev = sim.0.device();
         let (sa_, sr) = batch_tensors(sim.1, dev);
         let (ra, rr) = batch_tensors(real.1, dev);
-        let ls = self.logits(sim.0, &sa_, &sr, noise, rng);
-        let lr = self.logits(real.0, &ra, &rr, noise, rng);
+        let (xs, sim_recent) = self.inputs(sim.0, &sa_, &sr, noise, rng);
+        let (xr, real_recent) = self.inputs(real.0, &ra, &rr, noise, rng);
+        let (ls, lr) = if xs.size()[1] == xr.size()[1] {
+            // One pass of the encoder and the heads over both batches (the same inputs, noise
+            // included, as two passes: half the sequential LSTM steps).
+            let bs = xs.size()[0];
+            let both = self
+                .heads(Tensor::cat(&[xs, xr], 0), sim_recent.zip(real_recent).map(|(a, b)| Tensor::cat(&[a, b], 0)));
+            let part = |l: &Tensor, from: i64, n: i64| l.narrow(0, from, n);
+            let br = both.sa.size()[0] - bs;
+            (
+                Logits { sa: part(&both.sa, 0, bs), sas: part(&both.sas, 0, bs) },
+                Logits { sa: part(&both.sa, bs, br), sas: part(&both.sas, bs, br) },
+            )
+        } else {
+            (self.heads(xs, sim_recent), self.heads(xr, real_recent))
+        };
         let loss = bce_with_logits(&ls.sa, 0.0)
             + bce_with_logits(&ls.sas, 0.0)
             + bce_with_logits(&lr.sa, 1.0)

@@ -53,7 +53,18 @@ impl QNet {
 
     /// Q of every item of `dom` for states `h` (`… × hidden`) → `… × n_items`.
     pub fn q(&self, h: &Tensor, dom: &Domain) -> Tensor {
-        let q = self.g.forward(h).matmul(&self.w.forward(&dom.items).tr()) + &self.b;
+        self.q_with(h, &self.item_proj(dom), dom)
+    }
+
+    /// The items' side of the bilinear term, W e_a for every item of `dom` (`n_items × D`): the
+    /// same for every state, so a rollout computes it once rather than at every step.
+    pub fn item_proj(&self, dom: &Domain) -> Tensor {
+        self.w.forward(&dom.items)
+    }
+
+    /// [`QNet::q`] with the items' side `proj` = [`QNet::item_proj`] of `dom` given.
+    pub fn q_with(&self, h: &Tensor, proj: &Tensor, dom: &Domain) -> Tensor {
+        let q = self.g.forward(h).matmul(&proj.tr()) + &self.b;
         let bias = match dom.side {
             Side::Sim => self.b_sim.as_ref(),
             Side::Real => self.b_real.as_ref(),

@@ -29,14 +29,16 @@ pub fn rollout(
     let mut state = net.lstm.zero_state(b);
     let mut h = Tensor::zeros([b, net.lstm_hidden()], (Kind::Float, dev));
     let mut mask = Tensor::zeros([b, dom.n_items], (Kind::Bool, dev));
+    // The same mask on the host, for ε's random picks (no device → host copy per step).
+    let mut taken = vec![false; users.len() * dom.n_items as usize];
     let mut eps: Vec<Episode> =
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
     tch::no_grad(|| {
+        let proj = net.item_proj(dom);
         for _ in 0..t.min(dom.n_items as usize) {
-            let q = net.q(&h, dom).masked_fill(&mask, f64::NEG_INFINITY);
+            let q = net.q_with(&h, &proj, dom).masked_fill(&mask, f64::NEG_INFINITY);
             let greedy: Vec<i64> =
                 Vec::<i64>::try_from(&q.argmax(1, false).to_device(tch::Device::Cpu)).expect("int tensor");
-            let taken = Vec::<bool>::try_from(&mask.to_device(tch::Device::Cpu).view([-1])).expect("bool tensor");
             let mut acts = Vec::with_capacity(users.len());
             for i in 0..users.len() {
                 let a = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
@@ -53,9 +55,10 @@ pub fn rollout(
             }
             let mut rews = vec![0f32; users.len()];
             session.step(&acts, &mut rews);
-            for (e, (&a, &r)) in eps.iter_mut().zip(acts.iter().zip(&rews)) {
+            for (i, (e, (&a, &r))) in eps.iter_mut().zip(acts.iter().zip(&rews)).enumerate() {
                 e.actions.push(a);
                 e.rewards.push(r);
+                taken[i * dom.n_items as usize + a as usize] = true;
             }
             let a = Tensor::from_slice(&acts).to_device(dev);
             let _ = mask.index_put_(

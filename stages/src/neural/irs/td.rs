@@ -18,10 +18,25 @@ pub struct TdRule {
     pub conservative: f64,
 }
 
-/// Cumulative masks of recommended items: `B × T × n` with true where a_0..a_t were recommended.
-fn cumulative_mask(actions: &Tensor, n: i64) -> Tensor {
-    let one_hot = actions.one_hot(n).to_kind(Kind::Float); // B × T × n
-    one_hot.cumsum(1, Kind::Float).gt(0.0)
+/// Sets `q` (`B × T × n`, Q at s_{t+1}) to −∞ at every item recommended up to step t: the
+/// B·T(T+1)/2 entries (b, t, a_{b,j}) for j ≤ t, written by index rather than through a
+/// materialised `B × T × n` cumulative mask.
+fn mask_served(q: &mut Tensor, eps: &[Episode]) {
+    let t = eps[0].actions.len();
+    let n = eps.len() * t * (t + 1) / 2;
+    let (mut bi, mut ti, mut ai) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (b, e) in eps.iter().enumerate() {
+        for step in 0..t {
+            for &a in &e.actions[..=step] {
+                bi.push(b as i64);
+                ti.push(step as i64);
+                ai.push(a);
+            }
+        }
+    }
+    let dev = q.device();
+    let idx = [bi, ti, ai].map(|v| Some(Tensor::from_slice(&v).to_device(dev)));
+    let _ = q.index_put_(&idx, &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
 }
 
 /// Huber TD loss of `episodes` in `dom` (γ-discounted; the next state valued as `rule.bootstrap`
@@ -45,20 +60,23 @@ pub fn td_loss(
     let b = eps.len() as i64;
     let (actions, rewards) = batch_tensors(eps, dev);
     let s = net.states(&dom.items, &actions, &rewards); // B × (T+1) × H
-    let q = net.q(&s.narrow(1, 0, t), dom); // B × T × n
+    let proj = net.item_proj(dom);
+    let q = net.q_with(&s.narrow(1, 0, t), &proj, dom); // B × T × n
     let q_sa = q.gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
     let (next, future) = tch::no_grad(|| {
         let st = target.states(&dom.items, &actions, &rewards);
         let qn = target.q(&st.narrow(1, 1, t), dom); // Q_target(s_{t+1}, ·)
         let best = match bootstrap {
             Bootstrap::Max => {
-                // Double DQN: a plain max over hundreds of never-seen items overestimates.
-                let mask = cumulative_mask(&actions, dom.n_items);
-                let online_next = net.q(&s.narrow(1, 1, t).detach(), dom).masked_fill(&mask, f64::NEG_INFINITY);
+                // Double DQN: a plain max over hundreds of never-seen items overestimates. The
+                // online Q at s_1 … s_{T−1} is the one above; only s_T's is new.
+                let last = net.q_with(&s.narrow(1, t, 1).detach(), &proj, dom);
+                let mut online_next = Tensor::cat(&[q.narrow(1, 1, t - 1).detach(), last], 1);
+                mask_served(&mut online_next, eps);
                 let a_star = online_next.argmax(2, true);
                 let best = qn.gather(2, &a_star, false).squeeze_dim(-1);
-                // A pool exhausted by the session has no next action.
-                let exhausted = online_next.amax(&[2i64][..], false).isinf();
+                // A pool exhausted by the session has no next action (its argmax is −∞).
+                let exhausted = online_next.gather(2, &a_star, false).squeeze_dim(-1).isinf();
                 best.masked_fill(&exhausted, 0.0)
             }
             Bootstrap::Logged => {
@@ -92,5 +110,84 @@ pub fn td_loss(
         td + gap * conservative
     } else {
         td
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use tch::nn;
+
+    use super::*;
+    use crate::neural::irs::episode::Side;
+    use crate::neural::irs::qnet::ItemBias;
+
+    /// Episodes of `t` distinct random items of `n` with random rewards.
+    fn episodes(rng: &mut ChaCha8Rng, b: usize, t: usize, n: i64) -> Vec<Episode> {
+        (0..b)
+            .map(|_| {
+                let mut items: Vec<i64> = (0..n).collect();
+                let (picked, _) = rand::seq::SliceRandom::partial_shuffle(&mut items[..], rng, t);
+                Episode { actions: picked.to_vec(), rewards: (0..t).map(|_| rng.random_range(-1.0..1.0)).collect() }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn masking_by_index_masks_exactly_the_items_served_so_far() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (b, t, n) = (3, 6, 10i64);
+        let eps = episodes(&mut rng, b, t, n);
+        let mut q = Tensor::zeros([b as i64, t as i64, n], (Kind::Float, tch::Device::Cpu));
+        mask_served(&mut q, &eps);
+        let got = Vec::<bool>::try_from(q.isinf().view([-1])).unwrap();
+        for (bi, e) in eps.iter().enumerate() {
+            for step in 0..t {
+                for item in 0..n {
+                    let served = e.actions[..=step].contains(&item);
+                    assert_eq!(
+                        got[(bi * t + step) * n as usize + item as usize],
+                        served,
+                        "b {bi} t {step} item {item}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_double_dqn_loss_equals_its_direct_form() {
+        // The direct form: the online Q over every next state, a materialised cumulative mask,
+        // the max's −∞ test; what td_loss computed before it reused Q and masked by index.
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let (d, h, n, t) = (8i64, 16i64, 12i64, 7usize);
+        let cpu = tch::Device::Cpu;
+        tch::manual_seed(1);
+        let (vs, tvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu));
+        let net = QNet::new(&vs.root(), d, h, ItemBias { sim: Some(n), real: None });
+        let target = QNet::new(&tvs.root(), d, h, ItemBias { sim: Some(n), real: None });
+        let dom = Domain::new(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Sim);
+        // t = n: the last step's next state has no item left (the exhausted case).
+        for (b, t) in [(5, t), (2, n as usize)] {
+            let eps = episodes(&mut rng, b, t, n);
+            let rule = TdRule { gamma: 0.9, bootstrap: Bootstrap::Max, conservative: 0.0 };
+            let got = td_loss(&net, &target, &dom, &eps, rule, None, None).double_value(&[]);
+            let (actions, rewards) = batch_tensors(&eps, cpu);
+            let ti = t as i64;
+            let want = tch::no_grad(|| {
+                let s = net.states(&dom.items, &actions, &rewards);
+                let q_sa = net.q(&s.narrow(1, 0, ti), &dom).gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
+                let qn = target.q(&target.states(&dom.items, &actions, &rewards).narrow(1, 1, ti), &dom);
+                let mask = actions.one_hot(n).to_kind(Kind::Float).cumsum(1, Kind::Float).gt(0.0);
+                let online_next = net.q(&s.narrow(1, 1, ti), &dom).masked_fill(&mask, f64::NEG_INFINITY);
+                let best = qn.gather(2, &online_next.argmax(2, true), false).squeeze_dim(-1);
+                let best = best.masked_fill(&online_next.amax(&[2i64][..], false).isinf(), 0.0);
+                let terminal =
+                    Tensor::ones([b as i64, ti], (Kind::Float, cpu)).index_fill(1, &Tensor::from_slice(&[ti - 1]), 0.0);
+                q_sa.huber_loss(&(&rewards + best * terminal * 0.9), tch::Reduction::Mean, 1.0).double_value(&[])
+            });
+            assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "b {b} t {t}: {got} vs {want}");
+        }
     }
 }
