@@ -164,7 +164,7 @@ impl Ours {
                 let loss = td_loss(&net, &target, &self.items, &self.batches[step % 16], rule, None, None);
                 opt.backward_step_clip_norm(&loss, 10.0);
                 step += 1;
-                if step % 100 == 0 {
+                if step.is_multiple_of(100) {
                     tvs.copy(&vs).unwrap();
                 }
             }
