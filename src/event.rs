@@ -67,6 +67,9 @@ pub struct StageResult {
     /// Why `--push` could not upload this stage's entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_error: Option<String>,
+    /// Peak resident memory of the worker process that ran it, in bytes (out-of-process executors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl StageResult {
@@ -84,6 +87,7 @@ impl StageResult {
             error,
             note: None,
             push_error: None,
+            peak_rss_bytes: None,
         }
     }
 }

@@ -100,7 +100,7 @@ enum Outcome {
 
 enum Msg {
     Progress(usize, f64, String),
-    Finished(usize, Outcome),
+    Finished(usize, Box<Outcome>),
 }
 
 fn now_unix() -> u64 {
@@ -150,7 +150,35 @@ pub trait Executor: Send + Sync {
         store: &Store,
         progress: ProgressFn,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<BTreeMap<String, ObjectRef>, Failure>;
+    ) -> Result<Executed, Failure>;
+}
+
+/// What an [`Executor`] returns for a stage that ran: its outputs, in the store, and what it cost.
+pub struct Executed {
+    /// Output name → object.
+    pub outputs: BTreeMap<String, ObjectRef>,
+    /// The peak resident memory of the process that ran the stage and nothing else (a worker), in
+    /// bytes; `None` in process, where stages share the peak.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl Executed {
+    /// Outputs of a stage run in process (no memory of its own to report).
+    pub fn in_process(outputs: BTreeMap<String, ObjectRef>) -> Self {
+        Self { outputs, peak_rss_bytes: None }
+    }
+}
+
+/// This process's peak resident set size so far (`getrusage`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return None;
+    }
+    // Linux reports kilobytes, macOS bytes.
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    u64::try_from(u.ru_maxrss).ok().map(|v| v * unit)
 }
 
 /// Runs stages on this process's rayon pool (panics are caught and reported as failures).
@@ -164,7 +192,7 @@ impl Executor for InProcess {
         store: &Store,
         progress: ProgressFn,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+    ) -> Result<Executed, Failure> {
         let spec = req.spec;
         // Load inputs (verified).
         let mut inputs = Inputs::default();
@@ -214,7 +242,7 @@ impl Executor for InProcess {
             let r = store.put(&format!("{}.{name}", spec.id), artifact).map_err(|e| Failure::Failed(e.to_string()))?;
             objects.insert(name.clone(), r);
         }
-        Ok(objects)
+        Ok(Executed::in_process(objects))
     }
 }
 
@@ -308,7 +336,10 @@ impl Job<'_> {
         result.device = Some(device.class().to_string());
         let objects = match self.opts.executor.execute(&request, self.registry, self.store, progress, &self.opts.cancel)
         {
-            Ok(o) => o,
+            Ok(e) => {
+                result.peak_rss_bytes = e.peak_rss_bytes;
+                e.outputs
+            }
             Err(Failure::Cancelled) => {
                 result.status = Status::Aborted;
                 return fail(result, "interrupted".into());
@@ -610,7 +641,7 @@ pub fn execute(
                 let job = &job;
                 scope.spawn(move |_| {
                     let out = job.run(i, f, upstream, device, cpu, &tx);
-                    let _ = tx.send(Msg::Finished(i, out));
+                    let _ = tx.send(Msg::Finished(i, Box::new(out)));
                 });
             }
             ready = deferred;
@@ -630,7 +661,7 @@ pub fn execute(
                         gpu_in_use[g] = false;
                         free_gpu += 1;
                     }
-                    match outcome {
+                    match *outcome {
                         Outcome::Done(r) => {
                             sink.on(&Event::Finished(r.clone()));
                             nodes[i].finish(r);

@@ -14,12 +14,18 @@ struct Report<'a> {
     interrupted: bool,
     objects_read: u64,
     bytes_read: u64,
+    /// The orchestrating process's own peak RSS (in-process stages count here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_bytes: Option<u64>,
     counts: std::collections::BTreeMap<&'static str, usize>,
     stages: &'a [StageResult],
 }
 
 /// The JSON run report: `{"pipeline", "seconds", "counts", "stages": [{"id", "kind", "status",
-/// "seconds", "key", "outputs": {"name": "hash"}, "error"?}], "objects_read", "bytes_read"}`.
+/// "seconds", "key", "outputs": {"name": "hash"}, "error"?, "peak_rss_bytes"?}], "objects_read",
+/// "bytes_read", "peak_rss_bytes"?}`. A stage's `peak_rss_bytes` is its worker process's peak (the
+/// `process` and `slurm` executors, and libtorch stages routed to the torch worker); the top-level
+/// one is the orchestrator's, which in-process stages share.
 pub fn json(summary: &RunSummary) -> String {
     let mut counts = std::collections::BTreeMap::new();
     for s in [Status::Cached, Status::Ran, Status::Failed, Status::Skipped, Status::Aborted] {
@@ -31,6 +37,7 @@ pub fn json(summary: &RunSummary) -> String {
         interrupted: summary.interrupted,
         objects_read: summary.objects_read,
         bytes_read: summary.bytes_read,
+        peak_rss_bytes: crate::exec::peak_rss_bytes(),
         counts,
         stages: &summary.results,
     };
@@ -48,10 +55,19 @@ pub fn write(summary: &RunSummary, path: &Path) -> std::io::Result<()> {
 pub fn table(summary: &RunSummary) -> String {
     let w = summary.results.iter().map(|r| r.id.len()).max().unwrap_or(5).max(5);
     let kw = summary.results.iter().map(|r| r.kind.len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:<w$}  {:<kw$}  {:<7}  {:>8}\n", "stage", "kind", "status", "seconds");
-    out.push_str(&format!("{}  {}  {}  {}\n", "-".repeat(w), "-".repeat(kw), "-".repeat(7), "-".repeat(8)));
+    // A peak-memory column when some stage ran in a worker of its own.
+    let rss = summary.results.iter().any(|r| r.peak_rss_bytes.is_some());
+    let mut out = format!("{:<w$}  {:<kw$}  {:<7}  {:>8}", "stage", "kind", "status", "seconds");
+    out.push_str(if rss { "  peak MB\n" } else { "\n" });
+    out.push_str(&format!("{}  {}  {}  {}", "-".repeat(w), "-".repeat(kw), "-".repeat(7), "-".repeat(8)));
+    out.push_str(if rss { "  -------\n" } else { "\n" });
     for r in &summary.results {
-        out.push_str(&format!("{:<w$}  {:<kw$}  {:<7}  {:>8.2}\n", r.id, r.kind, r.status.as_str(), r.seconds));
+        out.push_str(&format!("{:<w$}  {:<kw$}  {:<7}  {:>8.2}", r.id, r.kind, r.status.as_str(), r.seconds));
+        match (rss, r.peak_rss_bytes) {
+            (false, _) => out.push('\n'),
+            (true, None) => out.push_str(&format!("  {:>7}\n", "-")),
+            (true, Some(b)) => out.push_str(&format!("  {:>7.0}\n", b as f64 / 1e6)),
+        }
     }
     let count = |s: Status| summary.results.iter().filter(|r| r.status == s).count();
     out.push_str(&format!(

@@ -14,7 +14,7 @@
 //! - The controller unreachable (restarting): submissions and polls are retried until
 //!   `unreachable` has passed, then the stage fails with the controller's error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,9 +28,9 @@ use s2r_stages::Registry;
 use serde_json::Value;
 
 use crate::event::STATE_CHANGE;
-use crate::exec::{Executor, Failure, Request};
+use crate::exec::{Executed, Executor, Failure, Request};
 use crate::spec::slurm_time;
-use crate::store::{ObjectRef, Store};
+use crate::store::Store;
 use crate::worker::{forward_progress_line, outputs_in, request_of, signal_name, tail, torch_worker, WorkerResponse};
 
 /// How jobs are submitted and watched.
@@ -381,7 +381,7 @@ impl Executor for Slurm {
         store: &Store,
         progress: ProgressFn,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+    ) -> Result<Executed, Failure> {
         let failed = |m: String| Failure::Failed(m);
         let worker = if registry.get(&req.spec.kind).is_some_and(|r| r.stage.needs_torch()) {
             self.torch.clone().ok_or_else(|| {
@@ -476,7 +476,9 @@ impl Executor for Slurm {
                 ))
             };
             return match (state.as_str(), response) {
-                ("COMPLETED", Some(WorkerResponse::Outputs(o))) => outputs_in(store, o),
+                ("COMPLETED", Some(WorkerResponse::Outputs { outputs, peak_rss_bytes })) => {
+                    outputs_in(store, outputs).map(|outputs| Executed { outputs, peak_rss_bytes })
+                }
                 (_, Some(WorkerResponse::BadInput { producer, error })) => Err(Failure::BadInput { producer, error }),
                 (_, Some(WorkerResponse::Failed(e))) => Err(failed(e)),
                 (_, Some(WorkerResponse::Cancelled)) if cancel.load(Ordering::Relaxed) => Err(Failure::Cancelled),

@@ -25,7 +25,7 @@ use s2r_stages::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::exec::{Executor, Failure, InProcess, Request};
+use crate::exec::{peak_rss_bytes, Executed, Executor, Failure, InProcess, Request};
 use crate::spec::{Resources, StageSpec};
 use crate::store::{ObjectRef, Store};
 
@@ -66,8 +66,14 @@ pub struct WorkerRequest {
 /// What a worker answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WorkerResponse {
-    /// The outputs, in the store.
-    Outputs(BTreeMap<String, ObjectRef>),
+    /// The outputs, in the store, and the worker's peak resident memory (bytes) when it answered.
+    Outputs {
+        /// Output name → object.
+        outputs: BTreeMap<String, ObjectRef>,
+        /// `getrusage`'s peak RSS of the worker process.
+        #[serde(default)]
+        peak_rss_bytes: Option<u64>,
+    },
     /// Cancelled (SIGTERM/SIGINT): nothing stored that a manifest names.
     Cancelled,
     /// An input was corrupt or missing (quarantined): rerun its producer.
@@ -154,7 +160,7 @@ pub fn serve(request: &WorkerRequest, registry: &Registry, cancel: &Arc<AtomicBo
         println!("{}", serde_json::json!({"progress": f, "message": m}));
     });
     match InProcess.execute(&req, registry, &store, progress, cancel) {
-        Ok(o) => WorkerResponse::Outputs(o),
+        Ok(e) => WorkerResponse::Outputs { outputs: e.outputs, peak_rss_bytes: peak_rss_bytes() },
         Err(Failure::Cancelled) => WorkerResponse::Cancelled,
         Err(Failure::BadInput { producer, error }) => WorkerResponse::BadInput { producer, error },
         Err(Failure::Failed(e)) => WorkerResponse::Failed(e),
@@ -232,7 +238,7 @@ impl Executor for Process {
         store: &Store,
         progress: ProgressFn,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+    ) -> Result<Executed, Failure> {
         let failed = |m: String| Failure::Failed(m);
         let dir = tempfile::Builder::new()
             .prefix("worker-")
@@ -293,7 +299,9 @@ impl Executor for Process {
         }
         let response = std::fs::read(&resp_path).ok().and_then(|b| serde_json::from_slice::<WorkerResponse>(&b).ok());
         match response {
-            Some(WorkerResponse::Outputs(o)) => outputs_in(store, o),
+            Some(WorkerResponse::Outputs { outputs, peak_rss_bytes }) => {
+                outputs_in(store, outputs).map(|outputs| Executed { outputs, peak_rss_bytes })
+            }
             Some(WorkerResponse::Cancelled) => Err(Failure::Cancelled),
             Some(WorkerResponse::BadInput { producer, error }) => Err(Failure::BadInput { producer, error }),
             Some(WorkerResponse::Failed(e)) => Err(failed(e)),
@@ -352,7 +360,7 @@ impl Executor for Routed {
         store: &Store,
         progress: ProgressFn,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<BTreeMap<String, ObjectRef>, Failure> {
+    ) -> Result<Executed, Failure> {
         if registry.get(&req.spec.kind).is_some_and(|r| r.stage.needs_torch()) {
             self.torch.execute(req, registry, store, progress, cancel)
         } else {

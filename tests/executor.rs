@@ -150,3 +150,31 @@ fn gc_beside_a_long_worker_stage_leaves_its_directories_alone() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_report_carries_each_workers_peak_memory() {
+    // 10M int64 rows are 80 MB in the worker that makes them (plus their Parquet encoding).
+    let pipe = "stages:\n  big: {kind: util.sequence, params: {n: 10000000}}\n  small: {kind: util.sequence, params: {n: 10}}\n";
+    let t = Test::new();
+    t.pipeline(pipe);
+    let (d, r) = t.run_report(&["--executor", "process", "-q", "--jobs", "1"]);
+    d.success();
+    let peak = |id: &str| {
+        let s = r["stages"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap();
+        s["peak_rss_bytes"].as_u64().unwrap_or_else(|| panic!("no peak for `{id}`: {s}"))
+    };
+    let (big, small) = (peak("big"), peak("small"));
+    assert!(big >= small + 80_000_000, "big {big} small {small}");
+    assert!(small > 1_000_000, "a worker's peak is its whole process: {small}");
+    assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0);
+    // The summary table shows it; in process, stages share the orchestrator's peak and have none.
+    let shown = Test::new();
+    shown.pipeline(pipe);
+    let d = shown.run(&["run", "p.yaml", "--executor", "process"]);
+    assert!(d.stdout.contains("peak MB") || d.stderr.contains("peak MB"), "{}\n{}", d.stdout, d.stderr);
+    let other = Test::new();
+    other.pipeline(pipe);
+    let (_, r) = other.run_report(&["-q"]);
+    assert!(r["stages"].as_array().unwrap().iter().all(|s| s.get("peak_rss_bytes").is_none()), "{r}");
+    assert!(r["peak_rss_bytes"].as_u64().unwrap() >= big / 2);
+}

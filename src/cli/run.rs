@@ -191,7 +191,7 @@ pub fn worker(request: &Path, response: &Path, registry: &Registry) -> Result<Ex
         .and_then(|()| std::fs::rename(&tmp, response))
         .with_context(|| format!("cannot write the response `{}`", response.display()))?;
     Ok(match resp {
-        WorkerResponse::Outputs(_) => ExitCode::SUCCESS,
+        WorkerResponse::Outputs { .. } => ExitCode::SUCCESS,
         WorkerResponse::Cancelled => ExitCode::from(130),
         _ => ExitCode::from(1),
     })
