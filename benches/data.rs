@@ -4,16 +4,17 @@
 //!
 //! `S2R_BENCH_ROWS` sets the size (default 25,000,000); `S2R_BENCH_DIR` keeps the generated files.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/movielens_csv.rs"]
+mod movielens_csv;
 
 use s2r_stages::data::synth::generate;
 use s2r_stages::kinds::data_synth::config as synth_config;
 
 fn write_dataset(dir: &Path, rows: usize) -> (usize, u64) {
-    std::fs::create_dir_all(dir).unwrap();
     let users = 162_541usize.min(rows / 20).max(10);
     let p = synth_config(&serde_json::json!({
         "users": users,
@@ -24,38 +25,7 @@ fn write_dataset(dir: &Path, rows: usize) -> (usize, u64) {
         "seed": 25,
     }))
     .unwrap();
-    let w = generate(&p);
-    let mut f = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(dir.join("ratings.csv")).unwrap());
-    f.write_all(b"userId,movieId,rating,timestamp\n").unwrap();
-    // ML-25M's order: by user, then movie id.
-    let r = &w.ratings;
-    let mut order: Vec<u32> = (0..r.len() as u32).collect();
-    order.sort_unstable_by_key(|&k| (r.user[k as usize], r.item[k as usize]));
-    let mut line = Vec::with_capacity(64);
-    for k in order {
-        let k = k as usize;
-        line.clear();
-        let half = (r.rating[k] * 2.0) as u32;
-        writeln!(
-            line,
-            "{},{},{}.{},{}",
-            r.user[k],
-            r.item[k],
-            half / 2,
-            if half % 2 == 1 { 5 } else { 0 },
-            1_100_000_000 + r.ts[k] * 37
-        )
-        .unwrap();
-        f.write_all(&line).unwrap();
-    }
-    f.flush().unwrap();
-    let mut m = std::io::BufWriter::new(std::fs::File::create(dir.join("movies.csv")).unwrap());
-    writeln!(m, "movieId,title,genres").unwrap();
-    for (i, id) in w.items.item.iter().enumerate() {
-        writeln!(m, "{id},\"{} ({})\",{}", w.items.title[i], 1950 + i % 70, w.items.categories[i].join("|")).unwrap();
-    }
-    m.flush().unwrap();
-    (r.len(), std::fs::metadata(dir.join("ratings.csv")).unwrap().len())
+    movielens_csv::write(dir, &[generate(&p)])
 }
 
 fn max_rss_children_mb() -> f64 {

@@ -84,11 +84,30 @@ fn domain(
     ))
 }
 
+/// Ratings per chunk of [`mse_all`] (64 MB of gathered rows at d = 128).
+const MSE_CHUNK: i64 = 1 << 17;
+
+/// The rating MSE of the mapped vectors over every observed rating of `dom` (a metric: training
+/// never reads it). The maps are applied to the user and item tables once, then the rows are
+/// gathered chunk by chunk: at ML-25M's scale gathering first and mapping N × d rows made this
+/// metric most of DARec's time and its peak memory (4.6 GB for 2.9M ratings).
 fn mse_all(dom: &Domain, fu: &nn::Linear, fv: &nn::Linear) -> f64 {
+    mse_chunked(dom, fu, fv, MSE_CHUNK)
+}
+
+fn mse_chunked(dom: &Domain, fu: &nn::Linear, fv: &nn::Linear, chunk: i64) -> f64 {
     tch::no_grad(|| {
-        let u = fu.forward(&dom.users.index_select(0, &dom.ru));
-        let v = fv.forward(&dom.items.index_select(0, &dom.ri));
-        (u * v).sum_dim_intlist(1, false, Kind::Float).mse_loss(&dom.y, tch::Reduction::Mean).double_value(&[])
+        let (u, v) = (fu.forward(&dom.users), fv.forward(&dom.items));
+        let n = dom.y.size()[0];
+        let mut sum = 0.0;
+        for start in (0..n).step_by(chunk as usize) {
+            let len = chunk.min(n - start);
+            let pred = (u.index_select(0, &dom.ru.narrow(0, start, len))
+                * v.index_select(0, &dom.ri.narrow(0, start, len)))
+            .sum_dim_intlist(1, false, Kind::Float);
+            sum += (pred - dom.y.narrow(0, start, len)).square().sum(Kind::Double).double_value(&[]);
+        }
+        sum / n as f64
     })
 }
 
@@ -312,4 +331,40 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
         ("curves".into(), Artifact::Table(curves_t)),
         ("val_curve".into(), Artifact::Table(val_t)),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunked_rating_mse_equals_the_gathered_one() {
+        tch::manual_seed(3);
+        let (nu, ni, n, d) = (40, 30, 1000, 8);
+        let dom = Domain {
+            users: Tensor::randn([nu, d], (Kind::Float, tch::Device::Cpu)),
+            items: Tensor::randn([ni, d], (Kind::Float, tch::Device::Cpu)),
+            uid: (0..nu as u32).collect(),
+            iid: (0..ni as u32).collect(),
+            ru: Tensor::randint(nu, [n], (Kind::Int64, tch::Device::Cpu)),
+            ri: Tensor::randint(ni, [n], (Kind::Int64, tch::Device::Cpu)),
+            y: Tensor::randn([n], (Kind::Float, tch::Device::Cpu)) * 2.0 + 3.0,
+        };
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let (fu, fv) = (
+            nn::linear(vs.root() / "u", d, d, Default::default()),
+            nn::linear(vs.root() / "v", d, d, Default::default()),
+        );
+        // The direct form: gather the raw rows, map them, then the mean squared error.
+        let direct = tch::no_grad(|| {
+            let u = fu.forward(&dom.users.index_select(0, &dom.ru));
+            let v = fv.forward(&dom.items.index_select(0, &dom.ri));
+            (u * v).sum_dim_intlist(1, false, Kind::Float).mse_loss(&dom.y, tch::Reduction::Mean).double_value(&[])
+        });
+        assert!(direct > 1.0, "a non-trivial error: {direct}");
+        for chunk in [64, 999, 1000, 4096] {
+            let m = mse_chunked(&dom, &fu, &fv, chunk);
+            assert!((m - direct).abs() < 1e-5 * direct, "chunk {chunk}: {m} vs {direct}");
+        }
+    }
 }
