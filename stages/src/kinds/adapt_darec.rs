@@ -8,6 +8,8 @@
 //! rates follow DANN's annealing μ_p = μ₀ / (1 + 10p)^0.75; the classifiers learn `disc_lr_mult`
 //! times faster than the maps (two time scales: a lagging classifier makes the min-max game
 //! oscillate and the adapted vectors end up more separable, not less).
+//! Epochs are passes over the ratings, bounded by `max_steps` minibatch steps in all (chosen on
+//! validation users at ML-25M's scale, where 20 passes overfit; see `DarecConfig::max_steps`).
 //! Needs the `torch` feature (libtorch); without it the stage fails with a clear message.
 
 use serde_json::Value;
@@ -25,6 +27,12 @@ pub struct Darec;
 
 const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "epochs", ty: "integer ≥ 1", default: Some("20"), help: "passes over the ratings" },
+    ParamDoc {
+        name: "max_steps",
+        ty: "integer ≥ 0",
+        default: Some("2500"),
+        help: "bound on the run's minibatch steps; past it an epoch is max_steps/epochs steps (0 = none)",
+    },
     ParamDoc { name: "batch", ty: "integer ≥ 1", default: Some("512"), help: "ratings per minibatch and domain" },
     ParamDoc { name: "lr", ty: "number > 0", default: Some("0.001"), help: "Adam learning rate" },
     ParamDoc { name: "dom_weight", ty: "number ≥ 0", default: Some("1"), help: "weight of L_dom" },

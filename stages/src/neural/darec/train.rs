@@ -194,7 +194,8 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     let n_sim = sim.y.size()[0];
     let n_real = real.y.size()[0];
     let bs = p.batch as i64;
-    let steps_per_epoch = (n_sim.max(n_real) + bs - 1) / bs;
+    let (spe, total) = p.schedule(n_sim.max(n_real) as usize);
+    let steps_per_epoch = spe as i64;
     // The cross-domain pairs: shared users' real ratings with their sim user vectors.
     // (index of the real rating, the rater's sim user row) for raters with a sim vector.
     let sim_rows = rows(&sim.uid);
@@ -220,7 +221,6 @@ pub fn run(ctx: &Context, inputs: &Inputs, p: &DarecConfig) -> Result<Outputs, S
     if let Some(v) = &val {
         val_rows.push((0, v.measure(&sim, &real, &m.fus, &m.fvr)));
     }
-    let total = steps_per_epoch as usize * p.epochs;
     let mut curves: Vec<[f64; 7]> = Vec::new();
     let mut step = 0usize;
     for epoch in 0..p.epochs {
