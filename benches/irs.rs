@@ -22,6 +22,8 @@
 //! scripts run in the same bench run, alternating with ours round by round (`S2R_BENCH_ROUNDS`,
 //! default 3), and the table carries the ratio of the medians (ours / reference, > 1 = faster).
 //! `S2R_REF_DIR` overrides the scripts' folder (default `../shared/ref` beside the repository).
+//! `S2R_BENCH_PROFILE=rollout` runs only the rollout (3,000 batches at 1 thread) and prints its
+//! rate, for a profiler attached to the process.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -222,6 +224,24 @@ impl Ours {
     }
 }
 
+/// `S2R_BENCH_PROFILE=rollout`: only the rollout, 3,000 batches (~1.5 min), for a profiler
+/// attached to the process (`perf record -g -p PID`).
+fn profile_rollout(ours: &Ours) {
+    let cpu = tch::Device::Cpu;
+    let vs = nn::VarStore::new(cpu);
+    let net = QNet::new(&vs.root(), DIM, 128, ItemBias::default());
+    let reward = |u: usize, a: i64| ours.table[u].get(&a).copied().unwrap_or(0.0);
+    let env = Replay::new(USERS, &reward);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let t0 = Instant::now();
+    for k in 0..3000 {
+        let users: Vec<usize> = (0..B).map(|_| rng.random_range(0..USERS)).collect();
+        let mut r = ChaCha8Rng::seed_from_u64(k as u64);
+        std::hint::black_box(rollout(&net, &ours.items, &env, &users, T, 0.1, &mut r, 0));
+    }
+    println!("rollout: {:.0} episodes/s", 3000.0 * B as f64 / t0.elapsed().as_secs_f64());
+}
+
 /// One round of the reference scripts at `threads`: the same four rates, from their JSON.
 fn reference(py: &str, dir: &std::path::Path, threads: usize) -> Result<[f64; 4], String> {
     let run = |script: &str| -> Result<serde_json::Value, String> {
@@ -257,6 +277,10 @@ fn main() {
         eprintln!("irs bench: S2R_REF_PYTHON is not set, so the reference scripts do not run (ours only)");
     }
     let ours = Ours::new();
+    if std::env::var("S2R_BENCH_PROFILE").is_ok_and(|v| v == "rollout") {
+        tch::set_num_threads(1);
+        return profile_rollout(&ours);
+    }
     let names = [
         "DQN train step (B 64 × T 32, 1,000 items, D = H = 128), steps/s",
         "ε-greedy rollout (64 users × 32 steps, 750k ratings), episodes/s",
