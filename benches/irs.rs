@@ -151,6 +151,18 @@ impl Ours {
         Self { items, table, batches, clf_batches, block }
     }
 
+    /// `n` ε-greedy rollouts of B random users × T steps against the replay of `self.table`, the
+    /// k-th with exploration stream k.
+    fn rollouts(&self, net: &QNet, n: usize, rng: &mut ChaCha8Rng) {
+        let reward = |u: usize, a: i64| self.table[u].get(&a).copied().unwrap_or(0.0);
+        let env = Replay::new(USERS, &reward);
+        for k in 0..n {
+            let users: Vec<usize> = (0..B).map(|_| rng.random_range(0..USERS)).collect();
+            let mut r = ChaCha8Rng::seed_from_u64(k as u64);
+            std::hint::black_box(rollout(net, &self.items, &env, &users, T, 0.1, &mut r, 0));
+        }
+    }
+
     fn round(&self) -> [f64; 4] {
         let cpu = tch::Device::Cpu;
         // DQN: warm-up 20 steps, 200 timed (the reference's counts).
@@ -176,19 +188,10 @@ impl Ours {
         train(200);
         let train_rate = 200.0 / t0.elapsed().as_secs_f64();
 
-        let reward = |u: usize, a: i64| self.table[u].get(&a).copied().unwrap_or(0.0);
-        let env = Replay::new(USERS, &reward);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut roll = |n: usize| {
-            for k in 0..n {
-                let users: Vec<usize> = (0..B).map(|_| rng.random_range(0..USERS)).collect();
-                let mut r = ChaCha8Rng::seed_from_u64(k as u64);
-                std::hint::black_box(rollout(&net, &self.items, &env, &users, T, 0.1, &mut r, 0));
-            }
-        };
-        roll(3);
+        self.rollouts(&net, 3, &mut rng);
         let t0 = Instant::now();
-        roll(30);
+        self.rollouts(&net, 30, &mut rng);
         let rollout_rate = 30.0 * B as f64 / t0.elapsed().as_secs_f64();
 
         // The classifiers: warm-up 50, 1,000 timed updates; then 1,000 Δr evaluations.
@@ -227,18 +230,10 @@ impl Ours {
 /// `S2R_BENCH_PROFILE=rollout`: only the rollout, 3,000 batches (~1.5 min), for a profiler
 /// attached to the process (`perf record -g -p PID`).
 fn profile_rollout(ours: &Ours) {
-    let cpu = tch::Device::Cpu;
-    let vs = nn::VarStore::new(cpu);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
     let net = QNet::new(&vs.root(), DIM, 128, ItemBias::default());
-    let reward = |u: usize, a: i64| ours.table[u].get(&a).copied().unwrap_or(0.0);
-    let env = Replay::new(USERS, &reward);
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
     let t0 = Instant::now();
-    for k in 0..3000 {
-        let users: Vec<usize> = (0..B).map(|_| rng.random_range(0..USERS)).collect();
-        let mut r = ChaCha8Rng::seed_from_u64(k as u64);
-        std::hint::black_box(rollout(&net, &ours.items, &env, &users, T, 0.1, &mut r, 0));
-    }
+    ours.rollouts(&net, 3000, &mut ChaCha8Rng::seed_from_u64(1));
     println!("rollout: {:.0} episodes/s", 3000.0 * B as f64 / t0.elapsed().as_secs_f64());
 }
 
