@@ -35,13 +35,6 @@ pub struct Logits {
     pub sas: Tensor,
 }
 
-impl Logits {
-    /// Δr = log D_sas/(1 − D_sas) − log D_sa/(1 − D_sa), detached.
-    pub fn delta_r(&self) -> Tensor {
-        (&self.sas - &self.sa).detach()
-    }
-}
-
 impl DynClf {
     /// Layers under `p` for item vectors of width `d` and width `hidden`; with `recent` = W > 0
     /// the heads also see the similarities ⟨e_t, e_{t−j}⟩ (j = 1..=W, 0 before the session's
@@ -84,8 +77,28 @@ impl DynClf {
         self.heads(x, sim)
     }
 
-    /// The classifiers' inputs: x = [e_a·√D, r·5] (`B × T × (D+1)`) and, with `recent`, the
-    /// similarities (`B × T × W`), each with its noise (x's drawn first).
+    /// Δr for every step of episodes (`actions`, `rewards`: `B × T`) over `items`, without noise
+    /// and without gradient: logit D_sas − logit D_sa is the residual head g(s, a, r) alone, so
+    /// D_sa's head is not evaluated.
+    pub fn delta_r(&self, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let (x, sim) = self.features(items, actions, rewards);
+            let s = self.encode(&x);
+            self.residual(&s, &x, sim.as_ref())
+        })
+    }
+
+    /// The classifiers' inputs without noise: x = [e_a·√D, r·5] (`B × T × (D+1)`) and, with
+    /// `recent`, the similarities (`B × T × W`).
+    fn features(&self, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> (Tensor, Option<Tensor>) {
+        let (b, t) = (actions.size()[0], actions.size()[1]);
+        let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
+        // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
+        let sim = (self.recent > 0).then(|| self.similarities(&e) / self.d as f64);
+        (Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2), sim)
+    }
+
+    /// [`DynClf::features`], each with its noise (x's drawn first).
     fn inputs(
         &self,
         items: &Tensor,
@@ -95,10 +108,7 @@ impl DynClf {
         rng: &mut ChaCha8Rng,
     ) -> (Tensor, Option<Tensor>) {
         let (b, t) = (actions.size()[0], actions.size()[1]);
-        let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
-        // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
-        let mut sim = (self.recent > 0).then(|| self.similarities(&e) / self.d as f64);
-        let mut x = Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2);
+        let (mut x, mut sim) = self.features(items, actions, rewards);
         if noise > 0.0 {
             x += gaussian(rng, &[b, t, self.d + 1], noise, items.device());
             if let Some(s) = sim.as_mut() {
@@ -108,24 +118,36 @@ impl DynClf {
         (x, sim)
     }
 
-    /// The encoder and both heads over inputs from [`DynClf::inputs`].
-    fn heads(&self, x: Tensor, sim: Option<Tensor>) -> Logits {
+    /// The state before each step t: the encoding of x_0 … x_{t−1} (zero before the first step).
+    fn encode(&self, x: &Tensor) -> Tensor {
         let t = x.size()[1];
-        let (out, _) = self.enc.seq(&x);
-        // The state before step t: the encoding of x_0 … x_{t−1} (zero before the first step).
-        let s = Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1);
-        let mut sa_parts = vec![s.shallow_clone(), x.narrow(2, 0, self.d)];
-        let mut sx_parts = vec![s, x.shallow_clone()];
-        if let Some(sim) = sim {
-            sa_parts.push(sim.shallow_clone());
-            sx_parts.push(sim);
-        }
-        let sa = self.sa.forward(&Tensor::cat(&sa_parts, 2)).squeeze_dim(-1);
+        let (out, _) = self.enc.seq(x);
+        Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1)
+    }
+
+    /// D_sa's logit from the states `s` and the inputs.
+    fn sa_logit(&self, s: &Tensor, x: &Tensor, sim: Option<&Tensor>) -> Tensor {
+        let mut parts = vec![s.shallow_clone(), x.narrow(2, 0, self.d)];
+        parts.extend(sim.map(Tensor::shallow_clone));
+        self.sa.forward(&Tensor::cat(&parts, 2)).squeeze_dim(-1)
+    }
+
+    /// The residual head g: logit D_sas = logit D_sa + g(s, a, r).
+    fn residual(&self, s: &Tensor, x: &Tensor, sim: Option<&Tensor>) -> Tensor {
+        let mut parts = vec![s.shallow_clone(), x.shallow_clone()];
+        parts.extend(sim.map(Tensor::shallow_clone));
         // The head sees (s, a, r) and their products with r: how a rating responds to the state and
         // the item is an interaction a one-layer head otherwise struggles to represent.
-        let sx = Tensor::cat(&sx_parts, 2);
+        let sx = Tensor::cat(&parts, 2);
         let r = x.narrow(2, self.d, 1);
-        let sas = &sa + self.sas.forward(&Tensor::cat(&[&sx * &r, sx], 2)).squeeze_dim(-1);
+        self.sas.forward(&Tensor::cat(&[&sx * &r, sx], 2)).squeeze_dim(-1)
+    }
+
+    /// The encoder and both heads over inputs from [`DynClf::inputs`].
+    fn heads(&self, x: Tensor, sim: Option<Tensor>) -> Logits {
+        let s = self.encode(&x);
+        let sa = self.sa_logit(&s, &x, sim.as_ref());
+        let sas = &sa + self.residual(&s, &x, sim.as_ref());
         Logits { sa, sas }
     }
 
@@ -181,6 +203,7 @@ pub fn gaussian(rng: &mut ChaCha8Rng, shape: &[i64], sigma: f64, dev: tch::Devic
 mod tests {
     use rand::{Rng, SeedableRng};
     use tch::nn::OptimizerConfig;
+    use tch::Kind;
 
     use super::*;
     use crate::data::synth::{generate, SynthParams, World};
@@ -337,8 +360,30 @@ mod tests {
             opt.backward_step(&loss);
         }
         let (a, r) = batch_tensors(&held, tch::Device::Cpu);
-        let dr = tch::no_grad(|| clf.logits(&items, &a, &r, 0.0, &mut rng).delta_r());
+        let dr = clf.delta_r(&items, &a, &r);
         (Vec::<f32>::try_from(dr.view([-1])).unwrap(), truth)
+    }
+
+    #[test]
+    fn delta_r_is_the_difference_of_the_two_logits() {
+        // `DynClf::delta_r` evaluates the residual head only; it must equal logit D_sas − logit
+        // D_sa of the full forward (noise 0), with and without the recent-item similarities.
+        let cpu = tch::Device::Cpu;
+        for recent in [0, 3] {
+            let vs = nn::VarStore::new(cpu);
+            let clf = crate::neural::torch::seeded(4, || DynClf::new(&vs.root(), 6, 8, recent));
+            tch::manual_seed(9);
+            let items = Tensor::randn([20, 6], (Kind::Float, cpu));
+            let actions = Tensor::randint(20, [5, 7], (Kind::Int64, cpu));
+            let rewards = Tensor::rand([5, 7], (Kind::Float, cpu));
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let full = tch::no_grad(|| clf.logits(&items, &actions, &rewards, 0.0, &mut rng));
+            let want = &full.sas - &full.sa;
+            let got = clf.delta_r(&items, &actions, &rewards);
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "recent {recent}: max |Δ| {diff}");
+            assert!(want.abs().max().double_value(&[]) > 1e-3, "a Δr of zeros compares nothing");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! (README, "DQN-R"), so it is off by default.
 
 use tch::nn::{self, Module, RNN};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::neural::irs::episode::{Domain, Side};
 
@@ -29,6 +29,9 @@ pub struct ItemBias {
 /// The Q network.
 pub struct QNet {
     pub(crate) lstm: nn::LSTM,
+    /// The LSTM's own variables (w_ih, w_hh, b_ih, b_hh), shared with `lstm`, for one step at a
+    /// time by `Tensor::lstm_cell` ([`QNet::step`]).
+    cell: [Tensor; 4],
     g: nn::Linear,
     w: nn::Linear,
     b: Tensor,
@@ -41,8 +44,12 @@ impl QNet {
     /// biases `bias` (variables `b_sim`, `b_real`, zero at start, in parameter group
     /// [`BIAS_GROUP`] so they can learn at their own rate).
     pub fn new(p: &nn::Path, d: i64, hidden: i64, bias: ItemBias) -> Self {
+        let lp = p / "lstm";
+        let lstm = nn::lstm(&lp, d + 1, hidden, Default::default());
+        let var = |name: &str| lp.get(name).expect("nn::lstm creates it");
         Self {
-            lstm: nn::lstm(p / "lstm", d + 1, hidden, Default::default()),
+            lstm,
+            cell: [var("weight_ih_l0"), var("weight_hh_l0"), var("bias_ih_l0"), var("bias_hh_l0")],
             g: nn::linear(p / "g", hidden, d, Default::default()),
             w: nn::linear(p / "w", d, d, nn::LinearConfig { bias: false, ..Default::default() }),
             b: p.zeros("b", &[1]),
@@ -65,13 +72,32 @@ impl QNet {
     /// [`QNet::q`] with the items' side `proj` = [`QNet::item_proj`] of `dom` given.
     pub fn q_with(&self, h: &Tensor, proj: &Tensor, dom: &Domain) -> Tensor {
         let q = self.g.forward(h).matmul(&proj.tr()) + &self.b;
-        let bias = match dom.side {
-            Side::Sim => self.b_sim.as_ref(),
-            Side::Real => self.b_real.as_ref(),
-        };
-        match bias {
+        match self.item_bias(dom) {
             Some(b) => q + b,
             None => q,
+        }
+    }
+
+    /// Q of one item per state: `h` (`B × T × hidden`), `actions` (`B × T`, items of `dom`) →
+    /// `B × T`, the entries of [`QNet::q_with`] at `actions` without Q over the whole pool (a TD
+    /// loss needs Q(s, a) of the taken or the bootstrapped action only; its gradient then flows
+    /// through those B·T items rather than through a `B × T × n` product).
+    pub fn q_at(&self, h: &Tensor, proj: &Tensor, dom: &Domain, actions: &Tensor) -> Tensor {
+        let (b, t) = (actions.size()[0], actions.size()[1]);
+        let flat = actions.reshape([-1]);
+        let rows = proj.index_select(0, &flat).view([b, t, -1]);
+        let q = (self.g.forward(h) * rows).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float) + &self.b;
+        match self.item_bias(dom) {
+            Some(bias) => q + bias.index_select(0, &flat).view([b, t]),
+            None => q,
+        }
+    }
+
+    /// The per-item bias of `dom`'s pool, if the network has one.
+    fn item_bias(&self, dom: &Domain) -> Option<&Tensor> {
+        match dom.side {
+            Side::Sim => self.b_sim.as_ref(),
+            Side::Real => self.b_real.as_ref(),
         }
     }
 
@@ -86,8 +112,49 @@ impl QNet {
 }
 
 impl QNet {
+    /// One LSTM step for a batch: inputs `x` (`B × (D+1)`) and the state (h, c) (`B × H` each)
+    /// → the next (h, c). The same cell as `lstm`'s, called directly: `nn::LSTM::step` goes
+    /// through the sequence kernel (oneDNN's RNN, which looks its primitive up at every call).
+    pub fn step(&self, x: &Tensor, hc: &(Tensor, Tensor)) -> (Tensor, Tensor) {
+        let [w_ih, w_hh, b_ih, b_hh] = &self.cell;
+        x.lstm_cell(&[&hc.0, &hc.1], w_ih, w_hh, Some(b_ih), Some(b_hh))
+    }
+
     /// The LSTM width.
     pub fn lstm_hidden(&self) -> i64 {
         self.g.ws.size()[1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cell_steps_equal_the_sequence_kernel() {
+        // The rollout steps the LSTM with `QNet::step`; training unrolls it with `QNet::states`.
+        // Both must be the same function of the history (up to float rounding).
+        let cpu = tch::Device::Cpu;
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(cpu);
+        let (d, h, n, b, t) = (6i64, 10i64, 9i64, 4i64, 5i64);
+        let net = QNet::new(&vs.root(), d, h, ItemBias::default());
+        let items = Tensor::randn([n, d], (Kind::Float, cpu));
+        let actions = Tensor::randint(n, [b, t], (Kind::Int64, cpu));
+        let rewards = Tensor::rand([b, t], (Kind::Float, cpu));
+        let states = tch::no_grad(|| net.states(&items, &actions, &rewards));
+        let zero = Tensor::zeros([b, h], (Kind::Float, cpu));
+        let mut hc = (zero.shallow_clone(), zero);
+        for step in 0..t {
+            let x = Tensor::cat(
+                &[items.index_select(0, &actions.select(1, step)), rewards.select(1, step).unsqueeze(-1)],
+                1,
+            );
+            hc = tch::no_grad(|| net.step(&x, &hc));
+            let want = states.select(1, step + 1);
+            let diff = (&hc.0 - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "step {step}: max |Δh| {diff}");
+            assert!(want.abs().max().double_value(&[]) > 1e-3, "a state of zeros compares nothing");
+        }
     }
 }

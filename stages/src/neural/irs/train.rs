@@ -355,7 +355,7 @@ pub fn train(
             let bonus = match (&clf, &o.delta_r) {
                 (Some(clf), Some(dr)) if it >= dr.warmup => {
                     let (a, r) = batch_tensors(&batch, device);
-                    let mut delta = tch::no_grad(|| clf.logits(&items.sim.detach(), &a, &r, 0.0, &mut rng).delta_r());
+                    let mut delta = clf.delta_r(&items.sim.detach(), &a, &r);
                     if dr.rated_only {
                         delta *= r.gt(0.0).to_kind(Kind::Float);
                     }
