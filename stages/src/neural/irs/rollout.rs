@@ -40,7 +40,8 @@ pub fn rollout(
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
     tch::no_grad(|| {
         let proj = net.item_proj(dom);
-        for _ in 0..t.min(n) {
+        let steps = t.min(n);
+        for step in 0..steps {
             let q = net.q_with(&state.0, &proj, dom);
             let greedy: Greedy = match &mask {
                 Some(m) => Greedy::Picked(
@@ -75,6 +76,9 @@ pub fn rollout(
                 e.actions.push(a);
                 e.rewards.push(r);
                 taken[i * n + a as usize] = true;
+            }
+            if step + 1 == steps {
+                break; // the state after the last response is never used
             }
             let a = Tensor::from_slice(&acts).to_device(dev);
             if let Some(m) = mask.as_mut() {
