@@ -234,7 +234,7 @@ mod tests {
         // Item biases away from 0, so the gathered bias is part of what is compared.
         tch::no_grad(|| {
             for (_, mut v) in vs.variables().into_iter().chain(tvs.variables()).filter(|(k, _)| k.starts_with("b_")) {
-                let _ = v.copy_(&Tensor::randn([n], (Kind::Float, cpu)));
+                v.copy_(&Tensor::randn([n], (Kind::Float, cpu)));
             }
         });
         let items = Tensor::randn([n, d], (Kind::Float, cpu));
