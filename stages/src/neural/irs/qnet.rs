@@ -28,7 +28,7 @@ pub struct ItemBias {
 
 /// The Q network.
 pub struct QNet {
-    pub(crate) lstm: nn::LSTM,
+    lstm: nn::LSTM,
     /// The LSTM's own variables (w_ih, w_hh, b_ih, b_hh), shared with `lstm`, for one step at a
     /// time by `Tensor::lstm_cell` ([`QNet::step`]).
     cell: [Tensor; 4],
