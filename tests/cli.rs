@@ -601,6 +601,13 @@ fn dynamics_gap_runs_in_an_interactive_world() {
         run.success();
         assert!(s.values().all(|v| v == "ran"), "{s:?}");
         assert!(stdout.contains("| Oracle (real dynamics) |") && stdout.contains("1 gap closed"), "{stdout}");
+        for row in [
+            "| w/o RepAda (Δr: classifiers) |",
+            "| w/o RepAda (Δr: response models) |",
+            "| w/o RepAda (Δr: exact, privileged) |",
+        ] {
+            assert!(stdout.contains(row), "{row} in {stdout}");
+        }
     } else {
         run.code(1);
         assert_eq!(s["oracle[beta=0,seed=1]"], "failed");

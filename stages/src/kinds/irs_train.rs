@@ -110,6 +110,18 @@ const PARAMS: &[ParamDoc] = &[
         default: Some("rollouts"),
         help: "sim side of the classifiers: replayed rollouts, the sim users' logged sessions (replay; Δr then on rated steps only), or the logs' behaviour policy served by the sim dynamics (worlds)",
     },
+    ParamDoc {
+        name: "delta_r_estimator",
+        ty: "classifiers | responses | exact",
+        default: Some("classifiers (DARC's; left out of the key)"),
+        help: "how Δr is estimated: the two domain classifiers; two click-response models (sim f, real f + h; Δr = their Bernoulli log-ratio; rewards in [0, 1] only); or (worlds only, a privileged diagnostic ceiling) the world's exact log-ratio of each step",
+    },
+    ParamDoc {
+        name: "resp_penalty",
+        ty: "number ≥ 0",
+        default: Some("0.01 (left out of the key)"),
+        help: "`responses`: L2 weight on the real residual h's outputs (a prior that the dynamics agree)",
+    },
 ];
 
 /// Parses and checks `irs.train` params.

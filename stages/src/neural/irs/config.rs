@@ -44,6 +44,22 @@ pub enum ClfSimData {
     Behaviour,
 }
 
+/// How Δr is estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeltaREstimator {
+    /// DARC's two domain classifiers: Δr = logit D_sas − logit D_sa (the paper's).
+    #[default]
+    Classifiers,
+    /// Two response models: the sim one's click logit f(s, a) and the real one's f + h(s, a);
+    /// Δr is the log-ratio of the two Bernoulli responses (`response.rs`). Click responses only.
+    Responses,
+    /// Worlds only, a diagnostic ceiling: the world's exact ln p_real/p_sim of each step given the
+    /// simulated user's taste and history — what a perfect estimator would give. Privileged (no
+    /// learner knows it); it says how much of the gap the reward correction itself can close.
+    Exact,
+}
+
 /// How the TD target values the next state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,6 +153,16 @@ pub struct TrainConfig {
     /// What the classifiers compare with the real logs: `rollouts` (sim replay) or `logs`.
     #[serde(default = "d_clf_sim")]
     pub clf_sim_data: ClfSimData,
+    /// How Δr is estimated (not serialised at the default, so earlier keys stay valid).
+    #[serde(default, deserialize_with = "default_if_null", skip_serializing_if = "is_default")]
+    pub delta_r_estimator: DeltaREstimator,
+    /// `responses`: L2 weight on the real residual h's outputs (not serialised at the default).
+    #[serde(
+        default = "d_resp_penalty",
+        deserialize_with = "resp_penalty_or_default",
+        skip_serializing_if = "is_d_resp_penalty"
+    )]
+    pub resp_penalty: f64,
     /// Weight of L_dom in joint training.
     #[serde(default = "d_dom")]
     pub dom_weight: f64,
@@ -173,6 +199,22 @@ fn is_zero(n: &usize) -> bool {
 /// existed.
 fn zero_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     Ok(<Option<usize> as serde::Deserialize>::deserialize(d)?.unwrap_or(0))
+}
+/// A param that accepts null as its default.
+fn default_if_null<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(<Option<T> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+}
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
+}
+fn d_resp_penalty() -> f64 {
+    0.01
+}
+fn is_d_resp_penalty(x: &f64) -> bool {
+    *x == d_resp_penalty()
+}
+fn resp_penalty_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or_else(d_resp_penalty))
 }
 fn d_clf_hidden() -> i64 {
     32
@@ -236,8 +278,9 @@ impl TrainConfig {
             || p.val_every == 0
             || p.real_conservative.is_nan()
             || p.real_conservative < 0.0
+            || !(p.resp_penalty >= 0.0 && p.resp_penalty.is_finite())
         {
-            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative` ≥ 0, `clf_recent` ≤ 64".into());
+            return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative`, `resp_penalty` ≥ 0, `clf_recent` ≤ 64".into());
         }
         Ok(())
     }

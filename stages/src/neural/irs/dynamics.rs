@@ -50,19 +50,6 @@ impl DynClf {
         }
     }
 
-    /// `B × T × W`: ⟨e_t, e_{t−j}⟩ for j = 1..=W of the (unit-scale) item vectors `e` (`B × T × D`).
-    fn similarities(&self, e: &Tensor) -> Tensor {
-        let t = e.size()[1];
-        let sims: Vec<Tensor> = (1..=self.recent)
-            .map(|j| {
-                let j = j.min(t);
-                let before = Tensor::cat(&[e.zeros_like().narrow(1, 0, j), e.narrow(1, 0, t - j)], 1);
-                (e * before).sum_dim_intlist([-1i64].as_slice(), true, tch::Kind::Float)
-            })
-            .collect();
-        Tensor::cat(&sims, 2)
-    }
-
     /// Logits for every step of episodes (`actions`, `rewards`: `B × T`) over `items` (unit mean
     /// norm), with Gaussian noise of std `noise` on the inputs drawn from `rng` (none when 0).
     pub fn logits(
@@ -88,14 +75,9 @@ impl DynClf {
         })
     }
 
-    /// The classifiers' inputs without noise: x = [e_a·√D, r·5] (`B × T × (D+1)`) and, with
-    /// `recent`, the similarities (`B × T × W`).
+    /// The classifiers' inputs without noise (see [`history_features`]).
     fn features(&self, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> (Tensor, Option<Tensor>) {
-        let (b, t) = (actions.size()[0], actions.size()[1]);
-        let e = items.index_select(0, &actions.view([-1])).view([b, t, self.d]) * (self.d as f64).sqrt();
-        // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
-        let sim = (self.recent > 0).then(|| self.similarities(&e) / self.d as f64);
-        (Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2), sim)
+        history_features(items, actions, rewards, self.d, self.recent)
     }
 
     /// [`DynClf::features`], each with its noise (x's drawn first).
@@ -107,22 +89,12 @@ impl DynClf {
         noise: f64,
         rng: &mut ChaCha8Rng,
     ) -> (Tensor, Option<Tensor>) {
-        let (b, t) = (actions.size()[0], actions.size()[1]);
-        let (mut x, mut sim) = self.features(items, actions, rewards);
-        if noise > 0.0 {
-            x += gaussian(rng, &[b, t, self.d + 1], noise, items.device());
-            if let Some(s) = sim.as_mut() {
-                *s += gaussian(rng, &[b, t, self.recent], noise, items.device());
-            }
-        }
-        (x, sim)
+        noisy_history_features(items, actions, rewards, self.d, self.recent, noise, rng)
     }
 
     /// The state before each step t: the encoding of x_0 … x_{t−1} (zero before the first step).
     fn encode(&self, x: &Tensor) -> Tensor {
-        let t = x.size()[1];
-        let (out, _) = self.enc.seq(x);
-        Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1)
+        encode_history(&self.enc, x)
     }
 
     /// D_sa's logit from the states `s` and the inputs.
@@ -188,6 +160,64 @@ impl DynClf {
         let acc_sas = balanced_accuracy(&ls.sas, &lr.sas);
         (loss, acc_sa, acc_sas)
     }
+}
+
+/// `B × T × W`: ⟨e_t, e_{t−j}⟩ for j = 1..=W of the (unit-scale) item vectors `e` (`B × T × D`).
+fn similarities(e: &Tensor, recent: i64) -> Tensor {
+    let t = e.size()[1];
+    let sims: Vec<Tensor> = (1..=recent)
+        .map(|j| {
+            let j = j.min(t);
+            let before = Tensor::cat(&[e.zeros_like().narrow(1, 0, j), e.narrow(1, 0, t - j)], 1);
+            (e * before).sum_dim_intlist([-1i64].as_slice(), true, tch::Kind::Float)
+        })
+        .collect();
+    Tensor::cat(&sims, 2)
+}
+
+/// The inputs of a model of the history (the classifiers', the response models') without noise:
+/// x = [e_a·√D, r·5] (`B × T × (D+1)`) over `items` of width `d` and, with `recent` = W > 0, the
+/// similarities ⟨e_t, e_{t−j}⟩ of unit-scale vectors (`B × T × W`).
+pub(crate) fn history_features(
+    items: &Tensor,
+    actions: &Tensor,
+    rewards: &Tensor,
+    d: i64,
+    recent: i64,
+) -> (Tensor, Option<Tensor>) {
+    let (b, t) = (actions.size()[0], actions.size()[1]);
+    let e = items.index_select(0, &actions.view([-1])).view([b, t, d]) * (d as f64).sqrt();
+    // Similarities of unit-scale vectors: ⟨e√D, e′√D⟩/D.
+    let sim = (recent > 0).then(|| similarities(&e, recent) / d as f64);
+    (Tensor::cat(&[e, (rewards * 5.0).unsqueeze(-1)], 2), sim)
+}
+
+/// [`history_features`], each with Gaussian noise of std `noise` from `rng` (x's drawn first).
+pub(crate) fn noisy_history_features(
+    items: &Tensor,
+    actions: &Tensor,
+    rewards: &Tensor,
+    d: i64,
+    recent: i64,
+    noise: f64,
+    rng: &mut ChaCha8Rng,
+) -> (Tensor, Option<Tensor>) {
+    let (b, t) = (actions.size()[0], actions.size()[1]);
+    let (mut x, mut sim) = history_features(items, actions, rewards, d, recent);
+    if noise > 0.0 {
+        x += gaussian(rng, &[b, t, d + 1], noise, items.device());
+        if let Some(s) = sim.as_mut() {
+            *s += gaussian(rng, &[b, t, recent], noise, items.device());
+        }
+    }
+    (x, sim)
+}
+
+/// The state before each step t: `enc`'s encoding of x_0 … x_{t−1} (zero before the first step).
+pub(crate) fn encode_history(enc: &nn::LSTM, x: &Tensor) -> Tensor {
+    let t = x.size()[1];
+    let (out, _) = enc.seq(x);
+    Tensor::cat(&[out.zeros_like().narrow(1, 0, 1), out.narrow(1, 0, t - 1)], 1)
 }
 
 /// Gaussian noise of std `sigma` from a stage-local RNG (libtorch's global generator is shared by

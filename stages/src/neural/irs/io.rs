@@ -330,6 +330,8 @@ fn train_options(
             lr: p.clf_lr,
             sim_logs,
             rated_only,
+            estimator: p.delta_r_estimator,
+            resp_penalty: p.resp_penalty,
         }),
     }
 }

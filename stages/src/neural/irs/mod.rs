@@ -1,5 +1,5 @@
 //! The interactive recommender: an LSTM-DQN trained on simulated users and real logs, with
-//! dynamics adaptation (Δr from two domain classifiers) and joint training (docs/design.md §6).
+//! dynamics adaptation (Δr from two domain classifiers, or two response models) and joint training (docs/design.md §6).
 
 pub mod config;
 #[cfg(feature = "torch")]
@@ -12,6 +12,8 @@ pub mod io;
 pub mod joint;
 #[cfg(feature = "torch")]
 pub mod qnet;
+#[cfg(feature = "torch")]
+pub mod response;
 #[cfg(feature = "torch")]
 pub mod rollout;
 #[cfg(feature = "torch")]

@@ -11,10 +11,12 @@ use tch::{Kind, Tensor};
 
 use crate::api::error::StageError;
 use crate::env::session::{Env, ExactRatio};
+use crate::neural::irs::config::DeltaREstimator;
 use crate::neural::irs::dynamics::DynClf;
 use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use crate::neural::irs::joint::{Items, Joint, Maps};
 use crate::neural::irs::qnet::{ItemBias, QNet, BIAS_GROUP};
+use crate::neural::irs::response::{click_responses, RespModel};
 use crate::neural::irs::rollout::rollout;
 use crate::neural::irs::td::{td_loss, Bootstrap, TdRule};
 use crate::neural::layers::dann_lambda;
@@ -76,6 +78,46 @@ pub struct DeltaROptions {
     pub sim_logs: Option<Vec<Episode>>,
     /// Apply Δr to rated steps (r > 0) only (with the replay's `sim_logs`).
     pub rated_only: bool,
+    /// How Δr is estimated (the classifiers, the response models, or a world's exact ratio).
+    pub estimator: DeltaREstimator,
+    /// `Responses`: L2 weight on the real residual's outputs.
+    pub resp_penalty: f64,
+}
+
+/// What estimates Δr: the domain classifiers (also trained, for their curves, when a world's exact
+/// ratio is used) or the response models.
+enum DrModel {
+    Classifiers(DynClf),
+    Responses(RespModel),
+}
+
+impl DrModel {
+    fn new(p: &nn::Path, d: i64, dr: &DeltaROptions) -> Self {
+        match dr.estimator {
+            DeltaREstimator::Responses => {
+                DrModel::Responses(RespModel::new(p, d, dr.hidden, dr.recent, dr.resp_penalty))
+            }
+            _ => DrModel::Classifiers(DynClf::new(p, d, dr.hidden, dr.recent)),
+        }
+    }
+    fn loss(
+        &self,
+        sim: (&Tensor, &[Episode]),
+        real: (&Tensor, &[Episode]),
+        noise: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> (Tensor, f64, f64) {
+        match self {
+            DrModel::Classifiers(c) => c.loss(sim, real, noise, rng),
+            DrModel::Responses(m) => m.loss(sim, real, noise, rng),
+        }
+    }
+    fn delta_r(&self, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> Tensor {
+        match self {
+            DrModel::Classifiers(c) => c.delta_r(items, actions, rewards),
+            DrModel::Responses(m) => m.delta_r(items, actions, rewards),
+        }
+    }
 }
 
 /// Negative sampling on the real logs (as SNQN, Xin et al. 2022, does for Q-learning on logged
@@ -204,6 +246,18 @@ impl CurveRow {
     }
 }
 
+/// The exact log-ratios of a batch's steps as a `B × T` tensor (`size`), every episode full length.
+fn exact_tensor(exact: &[ExactRatio], size: Vec<i64>, device: tch::Device) -> Result<Tensor, StageError> {
+    let flat: Vec<f32> = exact.iter().flat_map(|e| e.log_ratio.iter().copied()).collect();
+    if flat.len() as i64 != size.iter().product::<i64>() {
+        return Err(StageError::Failed(format!(
+            "exact ratios of {} steps for a batch of {size:?} (sessions shorter than the others)",
+            flat.len()
+        )));
+    }
+    Ok(Tensor::from_slice(&flat).view(size.as_slice()).to_device(device))
+}
+
 /// What the per-iteration hook sees: the curve row, and the policy and real item vectors as they
 /// are after this iteration's step (for validation curves).
 pub struct Snapshot<'a> {
@@ -260,7 +314,7 @@ pub fn train(
         (
             QNet::new(&vs.root(), d, o.hidden, bias),
             QNet::new(&tvs.root(), d, o.hidden, bias),
-            o.delta_r.as_ref().map(|dr| DynClf::new(&cvs.root(), d, dr.hidden, dr.recent)),
+            o.delta_r.as_ref().map(|dr| DrModel::new(&cvs.root(), d, dr)),
         )
     });
     to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
@@ -280,6 +334,20 @@ pub fn train(
             "dynamics adaptation needs real logged sessions, and `real_train` has none of {} ratings",
             o.session_len
         )));
+    }
+    if o.delta_r.as_ref().is_some_and(|dr| dr.estimator == DeltaREstimator::Exact)
+        && sim_env.exact_log_ratio(0, &[], &[]).is_none()
+    {
+        return Err(StageError::Input(
+            "`delta_r_estimator: exact` needs a world with known dynamics (a replay has no exact ratio)".into(),
+        ));
+    }
+    if o.delta_r.as_ref().is_some_and(|dr| dr.estimator == DeltaREstimator::Responses) && !click_responses(logs) {
+        return Err(StageError::Input(
+            "`delta_r_estimator: responses` models click responses (rewards in [0, 1]); the real logs have others \
+             (a replay's rating rewards: use the classifiers)"
+                .into(),
+        ));
     }
     let mut items = Items { sim: sim.items.shallow_clone(), real: real.map(|r| r.0.items.shallow_clone()), maps: None };
     let mut mopt = None;
@@ -355,16 +423,22 @@ pub fn train(
             let bonus = match (&clf, &o.delta_r) {
                 (Some(clf), Some(dr)) if it >= dr.warmup => {
                     let (a, r) = batch_tensors(&batch, device);
-                    let mut delta = clf.delta_r(&items.sim.detach(), &a, &r);
+                    let exact: Option<Vec<ExactRatio>> = picked
+                        .iter()
+                        .map(|&k| sim_env.exact_log_ratio(replay_users[k], &replay[k].actions, &replay[k].rewards))
+                        .collect();
+                    let mut delta = match (dr.estimator, &exact) {
+                        (DeltaREstimator::Classifiers | DeltaREstimator::Responses, _) => {
+                            clf.delta_r(&items.sim.detach(), &a, &r)
+                        }
+                        (DeltaREstimator::Exact, Some(exact)) => exact_tensor(exact, a.size(), device)?,
+                        (DeltaREstimator::Exact, None) => unreachable!("checked before training"),
+                    };
                     if dr.rated_only {
                         delta *= r.gt(0.0).to_kind(Kind::Float);
                     }
                     row.dr_mean = finite(&delta.mean(Kind::Float), "Δr", it)?;
                     row.dr_std = delta.std(false).double_value(&[]);
-                    let exact: Option<Vec<ExactRatio>> = picked
-                        .iter()
-                        .map(|&k| sim_env.exact_log_ratio(replay_users[k], &replay[k].actions, &replay[k].rewards))
-                        .collect();
                     if let Some(exact) = exact {
                         let flat = Vec::<f32>::try_from(delta.to_device(tch::Device::Cpu).view([-1]))
                             .map_err(|e| StageError::Failed(e.to_string()))?;
@@ -446,6 +520,8 @@ mod tests {
                 lr: 1e-3,
                 sim_logs: None,
                 rated_only: false,
+                estimator: DeltaREstimator::Classifiers,
+                resp_penalty: 0.01,
             }),
         }
     }
@@ -514,6 +590,26 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("iteration 0"), "{err}");
+    }
+
+    #[test]
+    fn the_response_estimator_trains_on_clicks_and_the_exact_one_needs_a_world() {
+        let (sim, real, logs) = tiny_world();
+        let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
+        let with = |estimator: DeltaREstimator, logs: &[Episode]| {
+            let mut o = tiny_options(true);
+            o.delta_r.as_mut().unwrap().estimator = estimator;
+            train(&sim, &Replay::new(5, &reward), Some((&real, logs)), &o, None, tch::Device::Cpu, &|_| Ok(()))
+        };
+        let t = with(DeltaREstimator::Responses, &logs).unwrap();
+        assert!(t.curves[5..].iter().all(|c| c.dr_mean.is_finite()) && t.curves[5..].iter().any(|c| c.dr_std > 0.0));
+        // Rating rewards (a replay's TPGR map gives −1..1) are not clicks.
+        let mut ratings = logs.clone();
+        ratings[0].rewards[0] = -0.6;
+        let err = with(DeltaREstimator::Responses, &ratings).err().expect("not clicks");
+        assert!(matches!(&err, StageError::Input(m) if m.contains("click responses")), "{err}");
+        let err = with(DeltaREstimator::Exact, &logs).err().expect("a replay has no exact ratio");
+        assert!(matches!(&err, StageError::Input(m) if m.contains("known dynamics")), "{err}");
     }
 
     #[test]
