@@ -142,7 +142,7 @@ pub struct TrainConfig {
     /// Recent items whose similarity to the current one the classifiers also see: ⟨e_t, e_{t−j}⟩
     /// for j = 1..=W, a direct view of "what was just served resembles this" (0 = none; not
     /// serialised at 0, so earlier keys stay valid).
-    #[serde(default, deserialize_with = "zero_if_null", skip_serializing_if = "is_zero")]
+    #[serde(default, deserialize_with = "default_if_null", skip_serializing_if = "is_default")]
     pub clf_recent: usize,
     /// Classifier width.
     #[serde(default = "d_clf_hidden")]
@@ -192,15 +192,8 @@ fn d_warmup() -> usize {
 fn d_noise() -> f64 {
     1.0
 }
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-/// `clf_recent: null` is the param unset (0), as for every optional param added after caches
-/// existed.
-fn zero_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    Ok(<Option<usize> as serde::Deserialize>::deserialize(d)?.unwrap_or(0))
-}
-/// A param that accepts null as its default.
+/// A param that accepts null as its default (`clf_recent: null` is the param unset, 0), as for
+/// every optional param added after caches existed.
 fn default_if_null<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(<Option<T> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
 }

@@ -57,23 +57,26 @@ impl RespModel {
         }
     }
 
-    /// (f, h) logits, `B × T` each, from the inputs x (and similarities). With `real`, neither
-    /// the encoder nor f gets a gradient (the real responses train h alone).
-    fn heads(&self, x: &Tensor, sim: Option<&Tensor>, real: bool) -> (Tensor, Tensor) {
+    /// f's features z = [s, e_a, similarities] and its logit f(z), `B × T`.
+    fn sim_side(&self, x: &Tensor, sim: Option<&Tensor>) -> (Tensor, Tensor) {
         let s = encode_history(&self.enc, x);
         let mut parts = vec![s, x.narrow(2, 0, self.d)];
         parts.extend(sim.map(Tensor::shallow_clone));
         let z = Tensor::cat(&parts, 2);
-        let z = if real { z.detach() } else { z };
         let f = self.f.forward(&z).squeeze_dim(-1);
-        let f = if real { f.detach() } else { f };
+        (z, f)
+    }
+
+    /// (f, h) logits, `B × T` each, from the inputs x (and similarities). With `real`, the
+    /// encoder and f run without gradient (the real responses train h alone).
+    fn heads(&self, x: &Tensor, sim: Option<&Tensor>, real: bool) -> (Tensor, Tensor) {
+        let (z, f) = if real { tch::no_grad(|| self.sim_side(x, sim)) } else { self.sim_side(x, sim) };
         (f, self.h.forward(&z).squeeze_dim(-1))
     }
 
     /// The loss on a sim batch and a real batch (each over its own domain's items): BCE of f on
     /// the sim responses + BCE of f + h on the real ones (gradient to h only) + `penalty`·mean h²
-    /// (real batch), with
-    /// the click accuracy of f on the sim batch and of f + h on the real one.
+    /// (real batch), with the click accuracy of f on the sim batch and of f + h on the real one.
     pub fn loss(
         &self,
         sim: (&Tensor, &[Episode]),
@@ -86,7 +89,7 @@ impl RespModel {
         let (ra, rr) = batch_tensors(real.1, dev);
         let (xs, ss) = noisy_history_features(sim.0, &sa, &sr, self.d, self.recent, noise, rng);
         let (xr, rs) = noisy_history_features(real.0, &ra, &rr, self.d, self.recent, noise, rng);
-        let (fs, _) = self.heads(&xs, ss.as_ref(), false);
+        let (_, fs) = self.sim_side(&xs, ss.as_ref());
         let (fr, hr) = self.heads(&xr, rs.as_ref(), true);
         let real_logit = &fr + &hr;
         let bce =
