@@ -50,6 +50,12 @@ const PARAMS: &[ParamDoc] = &[
         help: "per-item bias of each pool in Q (the real one learns from the logs); false: a scalar bias",
     },
     ParamDoc {
+        name: "popularity",
+        ty: "boolean",
+        default: Some("false"),
+        help: "Q gets π(s)·p_a: p_a = the item's standardised ln(1 + ratings) in its pool's training ratings (`sim`, `real_train`), π learnt from the state (replays only)",
+    },
+    ParamDoc {
         name: "item_bias_lr",
         ty: "number > 0",
         default: Some("lr"),
@@ -211,14 +217,17 @@ impl Stage for IrsTrain {
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
             OutputDoc { name: "weights", help: "safetensors of the Q network" },
-            OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha" },
+            OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha (and popularity = 1 when on)" },
             OutputDoc {
                 name: "curves",
                 help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss; in \
                        a world, Δr against the exact log-ratio: dr_exact, dr_corr, dr_bored, dr_fresh, bored_share (NaN \
                        elsewhere)",
             },
-            OutputDoc { name: "real_item_vecs", help: "the real item vectors the policy uses (irs.eval's input)" },
+            OutputDoc {
+                name: "real_item_vecs",
+                help: "the real item vectors the policy uses, and their `pop` with `popularity` (irs.eval's input)",
+            },
             OutputDoc {
                 name: "val_curve",
                 help: "iteration, users, reward, precision, recall, f1 of greedy validation sessions (empty without `val`)",

@@ -110,6 +110,11 @@ pub struct TrainConfig {
     /// Adam learning rate of the per-item biases (`item_bias`; default: `lr`).
     #[serde(default)]
     pub item_bias_lr: Option<f64>,
+    /// The popularity term π(s)·p_a in Q: p_a is item a's standardised ln(1 + ratings) in its
+    /// pool's training ratings (`sim` for the sim pool, `real_train` for the real one), π a linear
+    /// function of the state learnt with the rest (replays only; not serialised when off).
+    #[serde(default, deserialize_with = "default_if_null", skip_serializing_if = "is_default")]
+    pub popularity: bool,
     /// How the real-log batches' TD targets value the next state.
     #[serde(default = "d_real_bootstrap")]
     pub real_bootstrap: Bootstrap,

@@ -29,6 +29,9 @@ pub struct Domain {
     pub n_items: i64,
     /// Which pool.
     pub side: Side,
+    /// Each item's popularity in the pool's training ratings (`n_items`, standardised log counts,
+    /// [`popularity`]), for Q's popularity term; None without it.
+    pub pop: Option<Tensor>,
 }
 
 impl Domain {
@@ -39,14 +42,38 @@ impl Domain {
         let n = items.size()[0];
         let mean_norm = items.norm_scalaropt_dim(2, &[1i64][..], false).mean(Kind::Float).double_value(&[]);
         let items = if mean_norm > 0.0 { items / mean_norm } else { items };
-        Self { items, n_items: n, side }
+        Self { items, n_items: n, side, pop: None }
     }
 
     /// Item vectors as given (already scaled).
     pub fn raw(items: Tensor, side: Side) -> Self {
         let n_items = items.size()[0];
-        Self { items, n_items, side }
+        Self { items, n_items, side, pop: None }
     }
+
+    /// The same pool with the popularity `pop` (`n_items`) attached.
+    pub fn with_pop(mut self, pop: Option<Tensor>) -> Self {
+        self.pop = pop;
+        self
+    }
+
+    /// A view of the same pool with the items `items` (the pool's popularity is kept): joint
+    /// training maps the vectors at every iteration.
+    pub fn with_items(&self, items: Tensor) -> Self {
+        Self { items, n_items: self.n_items, side: self.side, pop: self.pop.as_ref().map(Tensor::shallow_clone) }
+    }
+}
+
+/// Standardised log popularity of a pool: ln(1 + n_i) for each item's count n_i in the pool's
+/// training ratings, minus its mean over the pool, over its standard deviation (all 0 when every
+/// count is equal). Standardised per pool, so one weight applies to pools counted from different
+/// numbers of users (the sim domain's users, the shared users' real logs).
+pub fn popularity(counts: &[u32]) -> Vec<f32> {
+    let logs: Vec<f64> = counts.iter().map(|&c| f64::from(c).ln_1p()).collect();
+    let n = logs.len().max(1) as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let sd = (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    logs.iter().map(|x| if sd > 1e-12 { ((x - mean) / sd) as f32 } else { 0.0 }).collect()
 }
 
 /// Actions and rewards of `eps` as `B × T` tensors on `dev`.

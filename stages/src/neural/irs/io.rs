@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, StringArray, UInt32Array};
+use arrow::array::{Float32Array, Float64Array, StringArray, UInt32Array};
 use tch::nn;
 use tch::Tensor;
 
@@ -20,7 +20,7 @@ use crate::env::world::{logs_from_table, world_from_table, Dynamics, Population,
 use crate::eval::metrics::{infer_y_max, online_session, session, summarize, RewardMap, Rule, SessionMetrics};
 use crate::eval::tables::metric_tables;
 use crate::neural::irs::config::{ClfSimData, EvalConfig, Method, TrainConfig};
-use crate::neural::irs::episode::{Domain, Episode, Side};
+use crate::neural::irs::episode::{popularity, Domain, Episode, Side};
 use crate::neural::irs::joint::Joint;
 use crate::neural::irs::qnet::{ItemBias, QNet};
 use crate::neural::irs::rollout::rollout;
@@ -55,6 +55,8 @@ pub struct ModelMeta {
     pub dim: i64,
     /// Whether Q has per-item biases (the real pool's is `b_real` in the weights).
     pub item_bias: bool,
+    /// Whether Q has the popularity term (the real pool's `pop` is a column of `real_item_vecs`).
+    pub popularity: bool,
     /// Session length T.
     pub session_len: usize,
     /// y_max of the reward map.
@@ -81,6 +83,9 @@ impl ModelMeta {
             ("real_sessions", self.real_sessions as f64),
             ("alpha", self.alpha),
         ];
+        // Written only when on, so a model without the term keeps the table it had before it existed.
+        let pop = [("popularity", 1.0)];
+        let rows: Vec<(&str, f64)> = rows.into_iter().chain(pop.into_iter().filter(|_| self.popularity)).collect();
         batch(vec![
             ("key", Arc::new(StringArray::from(rows.iter().map(|m| m.0).collect::<Vec<_>>()))),
             ("value", Arc::new(Float64Array::from(rows.iter().map(|m| m.1).collect::<Vec<_>>()))),
@@ -106,6 +111,7 @@ impl ModelMeta {
         Ok(Self {
             reward,
             item_bias: get("item_bias").is_ok_and(|v| v != 0.0),
+            popularity: get("popularity").is_ok_and(|v| v != 0.0),
             hidden: get("hidden")? as i64,
             dim: get("dim")? as i64,
             session_len: get("session_len")? as usize,
@@ -167,8 +173,8 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
                 .into(),
         ));
     }
-    let (sim_ids, sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint, Side::Sim)?;
-    let (real_ids, real) = vectors_tensor(inputs, "real_item_vecs", device, joint, Side::Real)?;
+    let (sim_ids, mut sim) = vectors_tensor(inputs, "sim_item_vecs", device, joint, Side::Sim)?;
+    let (real_ids, mut real) = vectors_tensor(inputs, "real_item_vecs", device, joint, Side::Real)?;
     if sim.items.size()[1] != real.items.size()[1] {
         return Err(StageError::Input(format!(
             "`sim_item_vecs` have {} dimensions, `real_item_vecs` {}",
@@ -181,6 +187,10 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
     let real_r = Ratings::from_batch(inputs.table("real_train")?, "real_train")?;
     let y_max = p.rating_max.unwrap_or_else(|| infer_y_max([&sim_r, &real_r]));
     let to_reward = |y: f32| p.reward.of(y, y_max) as f32;
+    if p.popularity {
+        sim = sim.with_pop(Some(pool_popularity(&sim_ids, &sim_r, device)));
+        real = real.with_pop(Some(pool_popularity(&real_ids, &real_r, device)));
+    }
     // Simulated users: every user with sim ratings replays them (unrated → 0).
     let sim_index: HashMap<u32, i64> = sim_ids.iter().enumerate().map(|(i, &x)| (x, i as i64)).collect();
     let mut users: Vec<u32> = sim_r.user.clone();
@@ -251,7 +261,8 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         let done = row.iteration + 1;
         if let (Some(by_user), Some(items)) = (&val, snap.real_items) {
             if done.is_multiple_of(p.val_every) || done == n {
-                let dom = Domain::raw(items.detach(), Side::Real);
+                let dom =
+                    Domain::raw(items.detach(), Side::Real).with_pop(real.pop.as_ref().map(Tensor::shallow_clone));
                 let rows = greedy_sessions(snap.net, &dom, &real_ids, by_user, p.session_len, &to_reward, val_rule);
                 val_curve.borrow_mut().push((done, summarize(&rows.iter().map(|r| r.1).collect::<Vec<_>>())));
             }
@@ -268,13 +279,26 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         hidden: p.hidden,
         dim: sim.items.size()[1],
         item_bias: p.item_bias,
+        popularity: p.popularity,
         session_len: p.session_len,
         rating_max: y_max,
         reward: p.reward,
         real_sessions: logs.len(),
         alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
     };
-    train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
+    train_outputs(ctx, &trained, real_ids, real.pop.as_ref(), &meta, val_curve.into_inner())
+}
+
+/// Standardised log popularity ([`popularity`]) of the items `ids` counted in `ratings`.
+fn pool_popularity(ids: &[u32], ratings: &Ratings, device: tch::Device) -> Tensor {
+    let index: HashMap<u32, usize> = ids.iter().enumerate().map(|(i, &x)| (x, i)).collect();
+    let mut counts = vec![0u32; ids.len()];
+    for it in &ratings.item {
+        if let Some(&i) = index.get(it) {
+            counts[i] += 1;
+        }
+    }
+    Tensor::from_slice(&popularity(&counts)).to_device(device)
 }
 
 /// DARec's maps and classifiers for joint training (`s2r`; None for the other methods).
@@ -317,6 +341,7 @@ fn train_options(
         hidden: p.hidden,
         item_bias: p.item_bias,
         item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
+        popularity: p.popularity,
         real_bootstrap: p.real_bootstrap,
         real_conservative: p.real_conservative,
         real_negatives,
@@ -336,12 +361,13 @@ fn train_options(
     }
 }
 
-/// `irs.train`'s outputs: the weights, the real item vectors the policy uses, its metadata and
-/// the curves.
+/// `irs.train`'s outputs: the weights, the real items as the policy sees them (their vectors, and
+/// their popularity `pop` when Q has the term), its metadata and the curves.
 fn train_outputs(
     ctx: &Context,
     trained: &Trained,
     real_ids: Vec<u32>,
+    real_pop: Option<&Tensor>,
     meta: &ModelMeta,
     vc: Vec<(usize, crate::eval::metrics::Summary)>,
 ) -> Result<Outputs, StageError> {
@@ -377,7 +403,16 @@ fn train_outputs(
     ])?;
     let real_flat = Vec::<f32>::try_from(trained.real_items.to_device(tch::Device::Cpu).view([-1]))
         .map_err(|e| StageError::Failed(e.to_string()))?;
-    let real_vecs = vectors(real_ids, real_flat, trained.real_items.size()[1] as usize)?;
+    let mut real_vecs = vectors(real_ids, real_flat, trained.real_items.size()[1] as usize)?;
+    if let Some(pop) = real_pop {
+        let pop =
+            Vec::<f32>::try_from(pop.to_device(tch::Device::Cpu)).map_err(|e| StageError::Failed(e.to_string()))?;
+        real_vecs = batch(vec![
+            ("id", real_vecs.column(0).clone()),
+            ("vector", real_vecs.column(1).clone()),
+            ("pop", Arc::new(Float32Array::from(pop))),
+        ])?;
+    }
     Ok(Outputs::from([
         ("weights".into(), Artifact::Weights(weights_bytes(vs, ctx.scratch())?)),
         ("real_item_vecs".into(), Artifact::Table(real_vecs)),
@@ -430,9 +465,11 @@ fn online_sessions(net: &QNet, dom: &Domain, world: &World, pop: Population) -> 
 /// sessions, validation is online with the world's validation users.
 fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
-    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs {
+    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs || p.popularity {
         return Err(StageError::Input(
-            "`real_negatives` and `clf_sim_data: logs` are replay options; a world's users answer every item".into(),
+            "`real_negatives`, `popularity` and `clf_sim_data: logs` are replay options (they count or sample rated \
+             items); a world's users answer every item"
+                .into(),
         ));
     }
     let world = world_from_table(inputs.table("world")?)?;
@@ -507,13 +544,14 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
         hidden: p.hidden,
         dim: sim.items.size()[1],
         item_bias: p.item_bias,
+        popularity: false,
         session_len: p.session_len,
         rating_max: 1.0,
         reward: RewardMap::Normalized,
         real_sessions: logs.len(),
         alpha: if p.has_delta_r() { p.alpha } else { 0.0 },
     };
-    train_outputs(ctx, &trained, real_ids, &meta, val_curve.into_inner())
+    train_outputs(ctx, &trained, real_ids, None, &meta, val_curve.into_inner())
 }
 
 /// `irs.eval`: greedy sessions of the trained policy for the users of `test`.
@@ -527,7 +565,17 @@ pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Output
     let meta = ModelMeta::from_table(inputs.table("model")?)?;
     let (hidden, t, y_max) = (meta.hidden, meta.session_len, meta.rating_max);
     let mut vs = nn::VarStore::new(device);
-    let bias = ItemBias { sim: None, real: meta.item_bias.then_some(real.n_items) };
+    let bias = ItemBias { sim: None, real: meta.item_bias.then_some(real.n_items), popularity: meta.popularity };
+    let real = if meta.popularity {
+        let t = inputs.table("real_item_vecs")?;
+        let pop = column::<Float32Array>(t, "real_item_vecs", "pop")?;
+        if pop.len() as i64 != real.n_items {
+            return Err(StageError::Input("`real_item_vecs.pop` is not one value per item".into()));
+        }
+        real.with_pop(Some(Tensor::from_slice(pop.values()).to_device(device)))
+    } else {
+        real
+    };
     let net = QNet::new(&vs.root(), real.items.size()[1], hidden, bias);
     let Artifact::Weights(w) = inputs.one("weights")? else {
         return Err(StageError::Input("`weights` must be a weights artifact".into()));

@@ -1,6 +1,14 @@
-//! The Q network: an LSTM over x_t = [e_{a_t}, r_t] (h_0 = 0), Q(s, a) = ⟨g(s), W e_a⟩ + b + b_a
-//! over every item of the active domain, where b_a is a per-item bias of that domain's pool
-//! (`item_bias`; without it Q has the scalar b only).
+//! The Q network: an LSTM over x_t = [e_{a_t}, r_t] (h_0 = 0) and, over every item of the active
+//! domain, Q(s, a) = ⟨g(s), W e_a⟩ + b + b_a + π(s)·p_a, where b_a is a per-item bias of that
+//! domain's pool (`item_bias`; without it Q has the scalar b only) and p_a the item's
+//! standardised log popularity in its pool's training ratings, weighted by a linear function π of
+//! the state (`popularity`; else no such term).
+//!
+//! The popularity term is what lets a policy learnt on simulated users carry "how much popularity
+//! is worth, and when in a session" to the real pool: π is learnt in the simulator, where serving
+//! unrated items costs, and p_a is counted in each pool's own ratings, so it needs no transfer of
+//! item identities. Off by default (README, "DQN-R and popularity": it helps where the item
+//! vectors transfer little, and not enough to reach most-popular on the anime sample).
 //!
 //! The item term can only transfer what the two domains' vectors share, and the vectors come from
 //! two SVDs whose bases agree at best in the leading direction. A per-item bias of the real pool
@@ -17,13 +25,16 @@ use crate::neural::irs::episode::{Domain, Side};
 /// The optimizer parameter group of the per-item biases (every other variable is in group 0).
 pub const BIAS_GROUP: usize = 1;
 
-/// Pool sizes of the per-item biases (`None`: no bias for that side).
+/// Q's item-level terms: pool sizes of the per-item biases (`None`: no bias for that side), and
+/// whether Q has the popularity term π(s)·p_a.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ItemBias {
     /// Items of the sim pool.
     pub sim: Option<i64>,
     /// Items of the real pool.
     pub real: Option<i64>,
+    /// The popularity term (each domain then carries its items' `pop`).
+    pub popularity: bool,
 }
 
 /// The Q network.
@@ -37,12 +48,15 @@ pub struct QNet {
     b: Tensor,
     b_sim: Option<Tensor>,
     b_real: Option<Tensor>,
+    /// π: the state → the weight of the items' popularity.
+    pop: Option<nn::Linear>,
 }
 
 impl QNet {
     /// Layers under `p` for item vectors of width `d`, an LSTM of width `hidden` and the per-item
     /// biases `bias` (variables `b_sim`, `b_real`, zero at start, in parameter group
-    /// [`BIAS_GROUP`] so they can learn at their own rate).
+    /// [`BIAS_GROUP`] so they can learn at their own rate) and popularity weight π (`pop`, zero at
+    /// start: the network begins as one without the term).
     pub fn new(p: &nn::Path, d: i64, hidden: i64, bias: ItemBias) -> Self {
         let lp = p / "lstm";
         let lstm = nn::lstm(&lp, d + 1, hidden, Default::default());
@@ -55,6 +69,11 @@ impl QNet {
             b: p.zeros("b", &[1]),
             b_sim: bias.sim.map(|n| p.set_group(BIAS_GROUP).zeros("b_sim", &[n])),
             b_real: bias.real.map(|n| p.set_group(BIAS_GROUP).zeros("b_real", &[n])),
+            pop: bias.popularity.then(|| {
+                let zero =
+                    nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
+                nn::linear(p / "pop", hidden, 1, zero)
+            }),
         }
     }
 
@@ -72,8 +91,12 @@ impl QNet {
     /// [`QNet::q`] with the items' side `proj` = [`QNet::item_proj`] of `dom` given.
     pub fn q_with(&self, h: &Tensor, proj: &Tensor, dom: &Domain) -> Tensor {
         let q = self.g.forward(h).matmul(&proj.tr()) + &self.b;
-        match self.item_bias(dom) {
+        let q = match self.item_bias(dom) {
             Some(b) => q + b,
+            None => q,
+        };
+        match self.popularity(dom) {
+            Some((pi, p)) => q + pi.forward(h) * p,
             None => q,
         }
     }
@@ -87,10 +110,20 @@ impl QNet {
         let flat = actions.reshape([-1]);
         let rows = proj.index_select(0, &flat).view([b, t, -1]);
         let q = (self.g.forward(h) * rows).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float) + &self.b;
-        match self.item_bias(dom) {
+        let q = match self.item_bias(dom) {
             Some(bias) => q + bias.index_select(0, &flat).view([b, t]),
             None => q,
+        };
+        match self.popularity(dom) {
+            Some((pi, p)) => q + pi.forward(h).squeeze_dim(-1) * p.index_select(0, &flat).view([b, t]),
+            None => q,
         }
+    }
+
+    /// π and the items' popularity of `dom`, if the network has the term. A network with it needs
+    /// a domain that carries `pop` (the trainer and `irs.eval` attach it).
+    fn popularity<'a>(&'a self, dom: &'a Domain) -> Option<(&'a nn::Linear, &'a Tensor)> {
+        self.pop.as_ref().map(|pi| (pi, dom.pop.as_ref().expect("a Q with a popularity term needs the pool's `pop`")))
     }
 
     /// The per-item bias of `dom`'s pool, if the network has one.
@@ -129,6 +162,40 @@ impl QNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_popularity_term_is_pi_times_p_in_q_and_q_at() {
+        use crate::neural::irs::episode::{popularity, Side};
+        let cpu = tch::Device::Cpu;
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(cpu);
+        let (d, h, n, b, t) = (6i64, 10i64, 9i64, 3i64, 4i64);
+        let net = QNet::new(&vs.root(), d, h, ItemBias { popularity: true, ..Default::default() });
+        // π starts at 0; away from it, so the term is part of what is compared.
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("pop") {
+                    v.copy_(&Tensor::randn_like(&v));
+                }
+            }
+        });
+        let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
+        let dom = Domain::new(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Real).with_pop(Some(p.shallow_clone()));
+        let hs = Tensor::randn([b, t, h], (Kind::Float, cpu));
+        let actions = Tensor::randint(n, [b, t], (Kind::Int64, cpu));
+        tch::no_grad(|| {
+            let full = net.q(&hs, &dom);
+            let at = net.q_at(&hs, &net.item_proj(&dom), &dom, &actions);
+            let gathered = full.gather(2, &actions.unsqueeze(-1), false).squeeze_dim(-1);
+            assert!((&gathered - &at).abs().max().double_value(&[]) < 1e-5);
+            // The popularity term is π(h)·p exactly.
+            let pi = net.pop.as_ref().unwrap().forward(&hs);
+            let term = &pi * &p;
+            assert!(term.abs().max().double_value(&[]) > 0.1, "a zero term compares nothing");
+            let rest = net.g.forward(&hs).matmul(&net.item_proj(&dom).tr()) + &net.b;
+            assert!((&full - &rest - term).abs().max().double_value(&[]) < 1e-5);
+        });
+    }
 
     #[test]
     fn the_cell_steps_equal_the_sequence_kernel() {

@@ -228,7 +228,7 @@ mod tests {
         let cpu = tch::Device::Cpu;
         tch::manual_seed(1);
         let (vs, tvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu));
-        let bias = ItemBias { sim: Some(n), real: Some(n) };
+        let bias = ItemBias { sim: Some(n), real: Some(n), ..Default::default() };
         let net = QNet::new(&vs.root(), d, h, bias);
         let target = QNet::new(&tvs.root(), d, h, bias);
         // Item biases away from 0, so the gathered bias is part of what is compared.

@@ -13,7 +13,7 @@ use crate::api::error::StageError;
 use crate::env::session::{Env, ExactRatio};
 use crate::neural::irs::config::DeltaREstimator;
 use crate::neural::irs::dynamics::DynClf;
-use crate::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
+use crate::neural::irs::episode::{batch_tensors, Domain, Episode};
 use crate::neural::irs::joint::{Items, Joint, Maps};
 use crate::neural::irs::qnet::{ItemBias, QNet, BIAS_GROUP};
 use crate::neural::irs::response::{click_responses, RespModel};
@@ -45,6 +45,8 @@ pub struct TrainOptions {
     pub item_bias: bool,
     /// Adam learning rate of the per-item biases.
     pub item_bias_lr: f64,
+    /// The popularity term π(s)·p_a in Q (both domains then carry `pop`).
+    pub popularity: bool,
     /// How the real-log batches' TD targets value the next state.
     pub real_bootstrap: Bootstrap,
     /// Weight of the conservative (CQL) term on real-log batches (0 = none).
@@ -306,10 +308,13 @@ pub fn train(
     let cpu = tch::Device::Cpu;
     let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
     let bias = if o.item_bias {
-        ItemBias { sim: Some(sim.n_items), real: real.map(|r| r.0.n_items) }
+        ItemBias { sim: Some(sim.n_items), real: real.map(|r| r.0.n_items), popularity: o.popularity }
     } else {
-        ItemBias::default()
+        ItemBias { popularity: o.popularity, ..Default::default() }
     };
+    if o.popularity && (sim.pop.is_none() || real.is_some_and(|r| r.0.pop.is_none())) {
+        return Err(StageError::Input("the popularity term needs each pool's item popularity".into()));
+    }
     let (net, target, clf) = seeded(o.seed, || {
         (
             QNet::new(&vs.root(), d, o.hidden, bias),
@@ -358,7 +363,6 @@ pub fn train(
         items.maps = Some(m);
     }
     let dom_weight = joint.map_or(0.0, |j| j.dom_weight);
-    let n_sim = sim.n_items;
     let n_real = real.map_or(0, |r| r.0.n_items);
     let mut replay: Vec<Episode> = Vec::new();
     // The simulated user of each replayed episode (for the exact ratios of a world).
@@ -369,7 +373,7 @@ pub fn train(
     let real_rule = TdRule { gamma: o.gamma, bootstrap: o.real_bootstrap, conservative: o.real_conservative };
     items.refresh();
     for it in 0..o.iterations {
-        let sim_dom = Domain { items: items.sim.shallow_clone(), n_items: n_sim, side: Side::Sim };
+        let sim_dom = sim.with_items(items.sim.shallow_clone());
         let epsilon = (1.0 - it as f64 / (0.5 * o.iterations as f64).max(1.0)).max(0.05);
         let users: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..n_sim_users)).collect();
         // Each iteration's sessions get their own response stream (of this seed).
@@ -405,11 +409,8 @@ pub fn train(
         }
         let use_real = o.k_interval > 0 && it % o.k_interval == o.k_interval - 1 && !logs.is_empty();
         let loss = if use_real {
-            let dom = Domain {
-                items: items.real.as_ref().expect("logs need the real domain").shallow_clone(),
-                n_items: n_real,
-                side: Side::Real,
-            };
+            let real_dom = real.expect("logs need the real domain").0;
+            let dom = real_dom.with_items(items.real.as_ref().expect("logs need the real domain").shallow_clone());
             let picked: Vec<usize> = (0..o.batch).map(|_| rng.random_range(0..logs.len())).collect();
             let batch: Vec<Episode> = picked.iter().map(|&l| logs[l].clone()).collect();
             let neg = o.real_negatives.as_ref().map(|ng| {
@@ -482,6 +483,7 @@ pub fn train(
 mod tests {
     use super::*;
     use crate::env::session::Replay;
+    use crate::neural::irs::episode::Side;
 
     fn tiny_world() -> (Domain, Domain, Vec<Episode>) {
         let items = |n: i64, seed: u64| {
@@ -507,6 +509,7 @@ mod tests {
             hidden: 8,
             item_bias: true,
             item_bias_lr: 1e-2,
+            popularity: false,
             real_bootstrap: Bootstrap::Logged,
             real_conservative: 1.0,
             real_negatives: None,
@@ -692,7 +695,7 @@ mod tests {
                 &[0, 1, 2, 3, 4],
                 8,
                 8,
-                ItemBias { sim: Some(30), real: Some(20) },
+                ItemBias { sim: Some(30), real: Some(20), ..Default::default() },
                 &Replay::new(5, &reward),
             );
             (t.curves, sessions)
