@@ -539,6 +539,23 @@ fn synth_gap_runs_with_the_oracle() {
     }
 }
 
+/// Every shipped pipeline validates and plans: a renamed param, an unknown input or a bad
+/// binding in any of them is exit 2 here, not when a user runs it (planning reads no data).
+#[test]
+fn every_shipped_pipeline_plans() {
+    let t = Test::new();
+    let mut planned = Vec::new();
+    for e in std::fs::read_dir(util::repo_root().join("pipelines")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let out = t.run(&["plan", p.to_str().unwrap()]).success().stdout;
+            assert!(out.contains("stages would run"), "{}: {out}", p.display());
+            planned.push(p.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(planned.len() >= 10 && planned.iter().any(|n| n == "study-popularity.yaml"), "{planned:?}");
+}
+
 /// Runs the shipped `pipelines/NAME` with `--set`s: the run, its stdout and the stage statuses.
 fn run_shipped(t: &Test, name: &str, sets: &[&str]) -> (Done, String, std::collections::BTreeMap<String, String>) {
     let pipeline = util::repo_root().join("pipelines").join(name);

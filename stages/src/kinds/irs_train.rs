@@ -52,7 +52,7 @@ const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "popularity",
         ty: "boolean",
-        default: Some("false"),
+        default: Some("false (left out of the key)"),
         help: "Q gets π(s)·p_a: p_a = the item's standardised ln(1 + ratings) in its pool's training ratings (`sim`, `real_train`), π learnt from the state (replays only)",
     },
     ParamDoc {
