@@ -72,7 +72,7 @@ pub struct ModelMeta {
 impl ModelMeta {
     /// As the `model` table.
     pub fn to_table(&self) -> Result<arrow::record_batch::RecordBatch, StageError> {
-        let rows = [
+        let mut rows = vec![
             ("hidden", self.hidden as f64),
             ("dim", self.dim as f64),
             ("item_bias", f64::from(u8::from(self.item_bias))),
@@ -83,9 +83,10 @@ impl ModelMeta {
             ("real_sessions", self.real_sessions as f64),
             ("alpha", self.alpha),
         ];
-        // Written only when on, so a model without the term keeps the table it had before it existed.
-        let pop = [("popularity", 1.0)];
-        let rows: Vec<(&str, f64)> = rows.into_iter().chain(pop.into_iter().filter(|_| self.popularity)).collect();
+        if self.popularity {
+            // Written only when on, so a model without the term keeps the table it had before.
+            rows.push(("popularity", 1.0));
+        }
         batch(vec![
             ("key", Arc::new(StringArray::from(rows.iter().map(|m| m.0).collect::<Vec<_>>()))),
             ("value", Arc::new(Float64Array::from(rows.iter().map(|m| m.1).collect::<Vec<_>>()))),
