@@ -40,8 +40,8 @@ pub struct ItemBias {
 /// The Q network.
 pub struct QNet {
     lstm: nn::LSTM,
-    /// The LSTM's own variables (w_ih, w_hh, b_ih, b_hh), shared with `lstm`, for one step at a
-    /// time by `Tensor::lstm_cell` ([`QNet::step`]).
+    /// The LSTM's own variables (w_ih, w_hh, b_ih, b_hh), shared with `lstm`, which a rollout
+    /// folds and steps one step at a time ([`QNet::stepper`]).
     cell: [Tensor; 4],
     g: nn::Linear,
     w: nn::Linear,
@@ -142,20 +142,74 @@ impl QNet {
         let zero = out.zeros_like().narrow(1, 0, 1);
         Tensor::cat(&[zero, out], 1)
     }
-}
-
-impl QNet {
-    /// One LSTM step for a batch: inputs `x` (`B × (D+1)`) and the state (h, c) (`B × H` each)
-    /// → the next (h, c). The same cell as `lstm`'s, called directly: `nn::LSTM::step` goes
-    /// through the sequence kernel (oneDNN's RNN, which looks its primitive up at every call).
-    pub fn step(&self, x: &Tensor, hc: &(Tensor, Tensor)) -> (Tensor, Tensor) {
-        let [w_ih, w_hh, b_ih, b_hh] = &self.cell;
-        x.lstm_cell(&[&hc.0, &hc.1], w_ih, w_hh, Some(b_ih), Some(b_hh))
-    }
 
     /// The LSTM width.
     pub fn lstm_hidden(&self) -> i64 {
         self.g.ws.size()[1]
+    }
+
+    /// What a rollout over `dom` needs of the network, folded once for the whole rollout (the
+    /// weights do not change within one). Call it without gradient.
+    pub fn stepper(&self, dom: &Domain) -> Stepper {
+        let [w_ih, w_hh, b_ih, b_hh] = &self.cell;
+        let d = dom.items.size()[1];
+        // The LSTM input x = [e_a, r]: W_ih x + b_ih + b_hh = (W_ih[:, :D] e_a + b_ih + b_hh) + r W_ih[:, D].
+        let x_items = dom.items.matmul(&w_ih.narrow(1, 0, d).tr()) + b_ih + b_hh;
+        let w_r = w_ih.select(1, d);
+        // ⟨G h + g_b, W e_a⟩ = ⟨h, Gᵀ W e_a⟩ + ⟨g_b, W e_a⟩.
+        let proj = self.item_proj(dom);
+        let q_items = proj.matmul(&self.g.ws);
+        let mut q_const = proj.matmul(self.g.bs.as_ref().expect("g has a bias")) + &self.b;
+        if let Some(b) = self.item_bias(dom) {
+            q_const += b;
+        }
+        let pop = self.popularity(dom).map(|(pi, p)| {
+            (pi.ws.shallow_clone(), pi.bs.as_ref().expect("π has a bias").shallow_clone(), p.shallow_clone())
+        });
+        Stepper { x_items, w_r, w_hh_t: w_hh.tr(), q_items_t: q_items.tr(), q_const, pop }
+    }
+}
+
+/// The network folded for a rollout over one pool ([`QNet::stepper`]): Q of every item is one
+/// product of the state with an `H × n` matrix, and the LSTM's input projection of every item is
+/// computed once per rollout instead of once per user and step. Equal to [`QNet::q_with`] and to
+/// the LSTM's sequence kernel ([`QNet::states`]) up to float rounding (the products are
+/// associated differently).
+pub struct Stepper {
+    /// `n × 4H`: W_ih[:, :D] e_a + b_ih + b_hh.
+    x_items: Tensor,
+    /// `4H`: the reward's column of W_ih.
+    w_r: Tensor,
+    /// `H × 4H`: W_hhᵀ.
+    w_hh_t: Tensor,
+    /// `H × n`: (Gᵀ W e_a) for every item.
+    q_items_t: Tensor,
+    /// `n`: ⟨g_b, W e_a⟩ + b (+ b_a).
+    q_const: Tensor,
+    /// π's weight (`1 × H`) and bias, and the pool's popularity (`n`).
+    pop: Option<(Tensor, Tensor, Tensor)>,
+}
+
+impl Stepper {
+    /// Q of every item for states `h` (`B × H`), written into `out` (`B × n`, contiguous): a
+    /// rollout reuses one buffer for every step.
+    pub fn q_into(&self, h: &Tensor, out: &Tensor) {
+        let _ = self.q_const.addmm_out(out, h, &self.q_items_t);
+        if let Some((w, b, p)) = &self.pop {
+            let mut out = out.shallow_clone();
+            let _ = out.g_add_(&(h.matmul(&w.tr()).g_add(b) * p));
+        }
+    }
+
+    /// One LSTM step: the served `actions` (`B`), their `rewards` (`B`) and the state (h, c) →
+    /// the next (h, c). `h_zero`: h is all zeros (the first step), so its product is skipped.
+    pub fn step(&self, actions: &Tensor, rewards: &Tensor, hc: &(Tensor, Tensor), h_zero: bool) -> (Tensor, Tensor) {
+        let x = self.x_items.index_select(0, actions) + rewards.unsqueeze(-1) * &self.w_r;
+        let gates = if h_zero { x } else { x.addmm(&hc.0, &self.w_hh_t) };
+        let g = gates.chunk(4, 1);
+        let c = g[1].sigmoid() * &hc.1 + g[0].sigmoid() * g[2].tanh();
+        let h = g[3].sigmoid() * c.tanh();
+        (h, c)
     }
 }
 
@@ -198,26 +252,41 @@ mod tests {
     }
 
     #[test]
-    fn the_cell_steps_equal_the_sequence_kernel() {
-        // The rollout steps the LSTM with `QNet::step`; training unrolls it with `QNet::states`.
-        // Both must be the same function of the history (up to float rounding).
+    fn the_stepper_equals_the_sequence_kernel_and_q() {
+        // The rollout steps the LSTM and reads Q through `QNet::stepper`; training unrolls the
+        // LSTM with `QNet::states` and reads Q with `q_with`. Both must be the same function of
+        // the history (up to float rounding), with per-item biases and the popularity term.
+        use crate::neural::irs::episode::{popularity, Side};
         let cpu = tch::Device::Cpu;
         tch::manual_seed(3);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (6i64, 10i64, 9i64, 4i64, 5i64);
-        let net = QNet::new(&vs.root(), d, h, ItemBias::default());
+        let bias = ItemBias { sim: None, real: Some(n), popularity: true };
+        let net = QNet::new(&vs.root(), d, h, bias);
+        // The biases and π start at 0; away from it, so they are part of what is compared.
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("pop") || name == "b_real" || name == "b" {
+                    v.copy_(&Tensor::randn_like(&v));
+                }
+            }
+        });
+        let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
         let items = Tensor::randn([n, d], (Kind::Float, cpu));
+        let dom = Domain::raw(items.shallow_clone(), Side::Real).with_pop(Some(p));
         let actions = Tensor::randint(n, [b, t], (Kind::Int64, cpu));
         let rewards = Tensor::rand([b, t], (Kind::Float, cpu));
         let states = tch::no_grad(|| net.states(&items, &actions, &rewards));
+        let stepper = tch::no_grad(|| net.stepper(&dom));
         let zero = Tensor::zeros([b, h], (Kind::Float, cpu));
         let mut hc = (zero.shallow_clone(), zero);
+        let q = Tensor::empty([b, n], (Kind::Float, cpu));
         for step in 0..t {
-            let x = Tensor::cat(
-                &[items.index_select(0, &actions.select(1, step)), rewards.select(1, step).unsqueeze(-1)],
-                1,
-            );
-            hc = tch::no_grad(|| net.step(&x, &hc));
+            let want_q = tch::no_grad(|| net.q(&hc.0, &dom));
+            tch::no_grad(|| stepper.q_into(&hc.0, &q));
+            let diff = (&q - &want_q).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "step {step}: max |ΔQ| {diff}");
+            hc = tch::no_grad(|| stepper.step(&actions.select(1, step), &rewards.select(1, step), &hc, step == 0));
             let want = states.select(1, step + 1);
             let diff = (&hc.0 - &want).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "step {step}: max |Δh| {diff}");

@@ -28,9 +28,9 @@ pub fn rollout(
     let b = users.len() as i64;
     let h0 = Tensor::zeros([b, net.lstm_hidden()], (Kind::Float, dev));
     let mut state = (h0.shallow_clone(), h0);
-    // On the CPU the greedy pick reads Q on the host (a copy of B × n floats, which the host then
-    // scans skipping the served items); on an accelerator Q is masked and reduced there, and only
-    // the B picks come back.
+    // On the CPU the greedy pick reads Q on the host (a copy of the greedy rows' Q, where the
+    // host then sets the served items to −∞ and scans each row); on an accelerator Q is masked
+    // and reduced there, and only the picks come back.
     let on_host = dev == tch::Device::Cpu;
     let n = dom.n_items as usize;
     let mut mask = (!on_host).then(|| Tensor::zeros([b, dom.n_items], (Kind::Bool, dev)));
@@ -39,36 +39,54 @@ pub fn rollout(
     let mut eps: Vec<Episode> =
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
     tch::no_grad(|| {
-        let proj = net.item_proj(dom);
+        let net = net.stepper(dom);
         let steps = t.min(n);
+        let mut acts = vec![0i64; users.len()];
+        let mut greedy = Vec::with_capacity(users.len());
+        // Q of the greedy rows, on the device and (CPU) its host copy: one buffer for every step.
+        let q_buf = Tensor::empty([b, dom.n_items], (Kind::Float, dev));
+        let mut q_host = if on_host { vec![0f32; users.len() * n] } else { Vec::new() };
         for step in 0..steps {
-            let q = net.q_with(&state.0, &proj, dom);
-            let greedy: Greedy = match &mask {
-                Some(m) => Greedy::Picked(
-                    Vec::<i64>::try_from(
-                        &q.masked_fill(m, f64::NEG_INFINITY).argmax(1, false).to_device(tch::Device::Cpu),
-                    )
-                    .expect("int tensor"),
-                ),
-                None => Greedy::Scores(Vec::<f32>::try_from(q.view([-1])).expect("float tensor")),
-            };
-            let mut acts = Vec::with_capacity(users.len());
-            for i in 0..users.len() {
-                let served = &taken[i * n..(i + 1) * n];
-                let a = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
-                    loop {
+            // ε first, user by user (the random picks draw in the order they always did); Q is
+            // then computed for the users who exploit only.
+            greedy.clear();
+            for (i, a) in acts.iter_mut().enumerate() {
+                if epsilon > 0.0 && rng.random::<f64>() < epsilon {
+                    let served = &taken[i * n..(i + 1) * n];
+                    *a = loop {
                         let a = rng.random_range(0..dom.n_items);
                         if !served[a as usize] {
                             break a;
                         }
-                    }
+                    };
                 } else {
-                    match &greedy {
-                        Greedy::Picked(g) => g[i],
-                        Greedy::Scores(q) => best_unserved(&q[i * n..(i + 1) * n], served),
+                    greedy.push(i as i64);
+                }
+            }
+            if !greedy.is_empty() {
+                let all = greedy.len() == users.len();
+                let rows = (!all).then(|| Tensor::from_slice(&greedy).to_device(dev));
+                let h = rows.as_ref().map_or_else(|| state.0.shallow_clone(), |r| state.0.index_select(0, r));
+                let q = q_buf.narrow(0, 0, greedy.len() as i64);
+                net.q_into(&h, &q);
+                match &mask {
+                    Some(m) => {
+                        let m = rows.as_ref().map_or_else(|| m.shallow_clone(), |r| m.index_select(0, r));
+                        let picks = q.masked_fill(&m, f64::NEG_INFINITY).argmax(1, false).to_device(tch::Device::Cpu);
+                        for (&i, a) in greedy.iter().zip(Vec::<i64>::try_from(&picks).expect("int tensor")) {
+                            acts[i as usize] = a;
+                        }
                     }
-                };
-                acts.push(a);
+                    None => {
+                        let q = &mut q_host[..greedy.len() * n];
+                        q_buf.narrow(0, 0, greedy.len() as i64).copy_data(q, greedy.len() * n);
+                        for (k, &i) in greedy.iter().enumerate() {
+                            let i = i as usize;
+                            let row = &mut q[k * n..(k + 1) * n];
+                            acts[i] = best_unserved_fast(row, &eps[i].actions, &taken[i * n..(i + 1) * n]);
+                        }
+                    }
+                }
             }
             let mut rews = vec![0f32; users.len()];
             session.step(&acts, &mut rews);
@@ -88,22 +106,43 @@ pub fn rollout(
                     false,
                 );
             }
-            let x = Tensor::cat(
-                &[dom.items.index_select(0, &a), Tensor::from_slice(&rews).to_device(dev).unsqueeze(-1)],
-                1,
-            );
-            state = net.step(&x, &state);
+            state = net.step(&a, &Tensor::from_slice(&rews).to_device(dev), &state, step == 0);
         }
     });
     eps
 }
 
-/// A step's greedy picks: made on the device, or to be made on the host from Q.
-enum Greedy {
-    /// One item per user.
-    Picked(Vec<i64>),
-    /// Q of every item, `B × n` row-major.
-    Scores(Vec<f32>),
+/// [`best_unserved`] of a row whose `served` items are listed in `served_items` (and flagged in
+/// `served`), computed by vectorisable passes: the served items are set to −∞ in `q` (which is
+/// overwritten), then the first NaN, else the first maximum, is the pick. A row whose unserved
+/// maximum is −∞ goes to [`best_unserved`], so the pick is always an unserved item.
+fn best_unserved_fast(q: &mut [f32], served_items: &[i64], served: &[bool]) -> i64 {
+    for &a in served_items {
+        q[a as usize] = f32::NEG_INFINITY;
+    }
+    // One pass for the lanes' maxima and whether any value is NaN; no early exits, so that it
+    // vectorises.
+    const L: usize = 16;
+    let (mut lanes, mut nan) = ([f32::NEG_INFINITY; L], [false; L]);
+    let chunks = q.chunks_exact(L);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for ((m, x), &v) in lanes.iter_mut().zip(nan.iter_mut()).zip(c) {
+            *m = if v > *m { v } else { *m };
+            *x |= v.is_nan();
+        }
+    }
+    if nan.iter().any(|&x| x) || tail.iter().any(|v| v.is_nan()) {
+        return q.iter().position(|v| v.is_nan()).expect("a NaN is in the row") as i64;
+    }
+    let max = tail.iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    if max == f32::NEG_INFINITY {
+        return best_unserved(q, served);
+    }
+    // The first maximum: the first chunk holding it, found a chunk at a time.
+    let first =
+        q.chunks(L).position(|c| c.iter().fold(false, |f, &v| f | (v == max))).expect("the maximum is in the row");
+    (first * L + q[first * L..].iter().position(|&v| v == max).expect("in this chunk")) as i64
 }
 
 /// The first item of highest `q` among those not `served`: `argmax` of Q with the served items at
@@ -164,5 +203,42 @@ mod tests {
         assert_eq!(got, want);
         let ties = (0..b).filter(|&i| q[i * n..(i + 1) * n].iter().filter(|&&v| v == 2.5).count() > 1).count();
         assert!(ties > 10, "the rows must hold ties ({ties})");
+    }
+
+    #[test]
+    fn the_fast_pick_equals_the_scan() {
+        // Rows with ties, served items, NaNs (served and not), −∞ values and rows whose every
+        // unserved item is −∞: the vectorised pick must be the scan's pick on every row.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 53usize; // not a multiple of the 16 lanes: the tail counts too
+        let mut checked = [0usize; 3]; // NaN rows, −∞ fallbacks, ordinary rows
+        for row in 0..3000 {
+            let mut q: Vec<f32> = (0..n).map(|_| f32::from(rng.random_range(0u8..6)) * 0.5 - 1.0).collect();
+            let served_items: Vec<i64> = (0..n as i64).filter(|_| rng.random::<f64>() < 0.3).collect();
+            let mut served = vec![false; n];
+            for &a in &served_items {
+                served[a as usize] = true;
+            }
+            match row % 5 {
+                0 => q[rng.random_range(0..n)] = f32::NAN,
+                1 => q.iter_mut().zip(&served).filter(|(_, &s)| !s).for_each(|(v, _)| *v = f32::NEG_INFINITY),
+                2 => q[rng.random_range(0..n)] = f32::NEG_INFINITY,
+                _ => {}
+            }
+            let want = best_unserved(&q, &served);
+            let unserved_nan = q.iter().zip(&served).any(|(v, &s)| v.is_nan() && !s);
+            let got = best_unserved_fast(&mut q.clone(), &served_items, &served);
+            assert_eq!(got, want, "row {row}");
+            assert!(!served[got as usize] || served.iter().all(|&s| s), "row {row}: a served pick");
+            let all_inf = q.iter().zip(&served).all(|(&v, &s)| s || v == f32::NEG_INFINITY);
+            checked[if unserved_nan {
+                0
+            } else if all_inf {
+                1
+            } else {
+                2
+            }] += 1;
+        }
+        assert!(checked.iter().all(|&c| c > 100), "every kind of row is checked: {checked:?}");
     }
 }
