@@ -39,7 +39,7 @@ pub fn rollout(
     let mut eps: Vec<Episode> =
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
     tch::no_grad(|| {
-        let net = net.stepper(dom);
+        let mut net = net.stepper(dom);
         let steps = t.min(n);
         let mut acts = vec![0i64; users.len()];
         let mut greedy = Vec::with_capacity(users.len());
@@ -64,28 +64,44 @@ pub fn rollout(
                 }
             }
             if !greedy.is_empty() {
-                let all = greedy.len() == users.len();
-                let rows = (!all).then(|| Tensor::from_slice(&greedy).to_device(dev));
-                let h = rows.as_ref().map_or_else(|| state.0.shallow_clone(), |r| state.0.index_select(0, r));
-                let q = q_buf.narrow(0, 0, greedy.len() as i64);
+                // At the first step every state is h_0 = 0 and nothing is served, so every
+                // exploiting user has the same Q row and the same pick: one row is computed.
+                let first = step == 0;
+                let k = if first { 1 } else { greedy.len() };
+                let rows = (!first && k < users.len()).then(|| Tensor::from_slice(&greedy).to_device(dev));
+                let h = match &rows {
+                    Some(r) => state.0.index_select(0, r),
+                    None => state.0.narrow(0, 0, k as i64),
+                };
+                let q = q_buf.narrow(0, 0, k as i64);
                 net.q_into(&h, &q);
-                match &mask {
+                let picks: Vec<i64> = match &mask {
                     Some(m) => {
-                        let m = rows.as_ref().map_or_else(|| m.shallow_clone(), |r| m.index_select(0, r));
+                        let m = match &rows {
+                            Some(r) => m.index_select(0, r),
+                            None => m.narrow(0, 0, k as i64),
+                        };
                         let picks = q.masked_fill(&m, f64::NEG_INFINITY).argmax(1, false).to_device(tch::Device::Cpu);
-                        for (&i, a) in greedy.iter().zip(Vec::<i64>::try_from(&picks).expect("int tensor")) {
-                            acts[i as usize] = a;
-                        }
+                        Vec::<i64>::try_from(&picks).expect("int tensor")
                     }
                     None => {
-                        let q = &mut q_host[..greedy.len() * n];
-                        q_buf.narrow(0, 0, greedy.len() as i64).copy_data(q, greedy.len() * n);
-                        for (k, &i) in greedy.iter().enumerate() {
-                            let i = i as usize;
-                            let row = &mut q[k * n..(k + 1) * n];
-                            acts[i] = best_unserved_fast(row, &eps[i].actions, &taken[i * n..(i + 1) * n]);
-                        }
+                        let q = &mut q_host[..k * n];
+                        q_buf.narrow(0, 0, k as i64).copy_data(q, k * n);
+                        let user = |j: usize| if first { 0 } else { greedy[j] as usize };
+                        (0..k)
+                            .map(|j| {
+                                let i = user(j);
+                                best_unserved_fast(
+                                    &mut q[j * n..(j + 1) * n],
+                                    &eps[i].actions,
+                                    &taken[i * n..(i + 1) * n],
+                                )
+                            })
+                            .collect()
                     }
+                };
+                for (j, &i) in greedy.iter().enumerate() {
+                    acts[i as usize] = picks[if first { 0 } else { j }];
                 }
             }
             let mut rews = vec![0f32; users.len()];
@@ -98,15 +114,14 @@ pub fn rollout(
             if step + 1 == steps {
                 break; // the state after the last response is never used
             }
-            let a = Tensor::from_slice(&acts).to_device(dev);
             if let Some(m) = mask.as_mut() {
                 let _ = m.index_put_(
-                    &[Some(Tensor::arange(b, (Kind::Int64, dev))), Some(a.shallow_clone())],
+                    &[Some(Tensor::arange(b, (Kind::Int64, dev))), Some(Tensor::from_slice(&acts).to_device(dev))],
                     &Tensor::from(true).to_device(dev),
                     false,
                 );
             }
-            state = net.step(&a, &Tensor::from_slice(&rews).to_device(dev), &state, step == 0);
+            state = net.step(&acts, &Tensor::from_slice(&rews).to_device(dev), &state, step == 0);
         }
     });
     eps
