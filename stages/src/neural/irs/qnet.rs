@@ -186,9 +186,9 @@ impl QNet {
 /// The network folded for a rollout over one pool ([`QNet::stepper`]): Q of every item is one
 /// product of the state with an `H × n` matrix, and the LSTM's input projection of an item is
 /// computed once per rollout, when the item is first served, instead of once per user and step
-/// (a rollout serves a fraction of the pool: ≈ 36 % in the irs bench). Equal to [`QNet::q_with`] and to
-/// the LSTM's sequence kernel ([`QNet::states`]) up to float rounding (the products are
-/// associated differently).
+/// (a rollout serves a fraction of the pool: ≈ 36 % in the irs bench). Equal to
+/// [`QNet::q_with`] and to the LSTM's sequence kernel ([`QNet::states`]) up to float rounding
+/// (the products are associated differently, and tanh is computed through the sigmoid).
 pub struct Stepper {
     /// The pool's item vectors, `n × D`.
     items: Tensor,
@@ -223,9 +223,9 @@ impl Stepper {
         }
     }
 
-    /// One LSTM step: the served `actions` (`B` items of the pool), their `rewards` (`B`) and the
-    /// state (h, c) →
-    /// the next (h, c). `h_zero`: h is all zeros (the first step), so its product is skipped.
+    /// One LSTM step: the served `actions` (`B` items of the pool), their `rewards` (`B`) and
+    /// the state (h, c) → the next (h, c). `h_zero`: h is all zeros (the first step), so its
+    /// product is skipped.
     pub fn step(&mut self, actions: &[i64], rewards: &Tensor, hc: &(Tensor, Tensor), h_zero: bool) -> (Tensor, Tensor) {
         let mut new: Vec<i64> = Vec::new();
         for &a in actions {
