@@ -85,17 +85,13 @@ pub fn rollout(
                         Vec::<i64>::try_from(&picks).expect("int tensor")
                     }
                     None => {
-                        let q = &mut q_host[..k * n];
-                        q_buf.narrow(0, 0, k as i64).copy_data(q, k * n);
-                        let user = |j: usize| if first { 0 } else { greedy[j] as usize };
+                        let host = &mut q_host[..k * n];
+                        q.copy_data(host, k * n);
                         (0..k)
                             .map(|j| {
-                                let i = user(j);
-                                best_unserved_fast(
-                                    &mut q[j * n..(j + 1) * n],
-                                    &eps[i].actions,
-                                    &taken[i * n..(i + 1) * n],
-                                )
+                                let i = if first { 0 } else { greedy[j] as usize };
+                                let row = &mut host[j * n..(j + 1) * n];
+                                best_unserved_fast(row, &eps[i].actions, &taken[i * n..(i + 1) * n])
                             })
                             .collect()
                     }
