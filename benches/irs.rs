@@ -18,13 +18,20 @@
 //!   it does more work per transition.
 //! - **Δr evaluation**: the classifiers without noise over a 64 × 32 block (ours evaluates the
 //!   residual head only, which is what Δr is; the reference evaluates both heads).
+//! - **The same two loops on given states** (`delta_r_estimator: state_classifiers`): the
+//!   classifiers as two MLPs over (s, a, s′) — s = the Q-network's LSTM state (H = 128, computed
+//!   once outside the timed loops, as the reference's s is a given tensor), a = the item vector
+//!   (D = 128), width 32 — the reference's shapes. Two differences of work remain: ours draws the
+//!   noise once for [s, a, s′] (shared by both heads; the reference draws it for [s, a] and
+//!   [s, a, s′] apart), and its Δr is the residual head alone.
 //!
 //! With `S2R_REF_PYTHON` naming a Python with torch 2.11 (../shared/ref/README.md) the reference
 //! scripts run in the same bench run, alternating with ours round by round (`S2R_BENCH_ROUNDS`,
 //! default 3), and the table carries the ratio of the medians (ours / reference, > 1 = faster).
 //! `S2R_REF_DIR` overrides the scripts' folder (default `../shared/ref` beside the repository).
 //! `S2R_BENCH_PROFILE=rollout` runs only the rollout (3,000 batches at 1 thread) and prints its
-//! rate, for a profiler attached to the process.
+//! rate, for a profiler attached to the process; `=classifier` the history classifiers' update
+//! and Δr (10,000 each), `=states` the classifiers on given states (20 × 1,000 each).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +45,7 @@ use s2r_stages::neural::irs::dynamics::DynClf;
 use s2r_stages::neural::irs::episode::{batch_tensors, Domain, Episode, Side};
 use s2r_stages::neural::irs::qnet::{ItemBias, QNet};
 use s2r_stages::neural::irs::rollout::rollout;
+use s2r_stages::neural::irs::state_clf::{StateClf, Transitions};
 use s2r_stages::neural::irs::td::{td_loss, Bootstrap, TdRule};
 use s2r_stages::tch::nn::OptimizerConfig;
 use s2r_stages::tch::{self, nn, Tensor};
@@ -132,6 +140,17 @@ struct Ours {
     batches: Vec<Vec<Episode>>,
     clf_batches: Vec<(Vec<Episode>, Vec<Episode>)>,
     block: (Tensor, Tensor),
+    /// The classifier batches and the block as given states (an untrained Q-network's LSTM, H =
+    /// 128), for the classifiers on states: [(sim states, sim actions), (real …)] and the block's.
+    given: Given,
+}
+
+/// What `delta_r_estimator: state_classifiers` is given: the Q-network's states `B × (T+1) × H`
+/// and the actions of each batch, computed once outside the timed loops (the reference's s, a,
+/// s′ are given tensors too).
+struct Given {
+    batches: Vec<[(Tensor, Tensor); 2]>,
+    block: (Tensor, Tensor),
 }
 
 impl Ours {
@@ -146,10 +165,20 @@ impl Ours {
         let v: Vec<f32> = (0..N_ITEMS as i64 * DIM).map(|_| normal(&mut rng) as f32 / (DIM as f32).sqrt()).collect();
         let items = Domain::raw(Tensor::from_slice(&v).view([N_ITEMS as i64, DIM]), Side::Sim);
         let batches = (0..16).map(|_| episodes(&mut rng, &table, B)).collect();
-        let clf_batches =
+        let clf_batches: Vec<(Vec<Episode>, Vec<Episode>)> =
             (0..64).map(|_| (episodes(&mut rng, &table, 256 / T), episodes(&mut rng, &table, 256 / T))).collect();
         let block = batch_tensors(&episodes(&mut rng, &table, B), tch::Device::Cpu);
-        Self { items, table, batches, clf_batches, block }
+        let qvs = nn::VarStore::new(tch::Device::Cpu);
+        let q = QNet::new(&qvs.root(), DIM, 128, ItemBias::default());
+        let states = |eps: &[Episode]| {
+            let (a, r) = batch_tensors(eps, tch::Device::Cpu);
+            (tch::no_grad(|| q.states(&items.items, &a, &r)), a)
+        };
+        let given = Given {
+            batches: clf_batches.iter().map(|(s, r)| [states(s), states(r)]).collect(),
+            block: (tch::no_grad(|| q.states(&items.items, &block.0, &block.1)), block.0.shallow_clone()),
+        };
+        Self { items, table, batches, clf_batches, block, given }
     }
 
     /// `n` ε-greedy rollouts of B random users × T steps against the replay of `self.table`, the
@@ -164,7 +193,7 @@ impl Ours {
         }
     }
 
-    fn round(&self) -> [f64; 4] {
+    fn round(&self) -> [f64; 6] {
         let cpu = tch::Device::Cpu;
         // DQN: warm-up 20 steps, 200 timed (the reference's counts).
         let (vs, mut tvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu));
@@ -224,7 +253,44 @@ impl Ours {
         let t0 = Instant::now();
         eval(1000);
         let dr_rate = 1000.0 / t0.elapsed().as_secs_f64();
-        [train_rate, rollout_rate, clf_rate, dr_rate]
+        let (state_clf_rate, state_dr_rate) = self.state_classifiers();
+        [train_rate, rollout_rate, clf_rate, dr_rate, state_clf_rate, state_dr_rate]
+    }
+
+    /// The classifiers on given states (`delta_r_estimator: state_classifiers`): updates/s and
+    /// Δr evaluations/s, as for the history classifiers above.
+    fn state_classifiers(&self) -> (f64, f64) {
+        let cvs = nn::VarStore::new(tch::Device::Cpu);
+        let clf = StateClf::new(&cvs.root(), 128, DIM, 32);
+        let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let items = &self.items.items;
+        let mut k = 0usize;
+        let mut update = |n: usize| {
+            for _ in 0..n {
+                let [(ss, sa), (rs, ra)] = &self.given.batches[k % self.given.batches.len()];
+                let sim = Transitions { states: ss, actions: sa, items };
+                let real = Transitions { states: rs, actions: ra, items };
+                let (loss, _, _) = clf.loss(&sim, &real, 1.0, &mut rng);
+                copt.backward_step(&loss);
+                k += 1;
+            }
+        };
+        update(50);
+        let t0 = Instant::now();
+        update(1000);
+        let clf_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        let (s, a) = &self.given.block;
+        let block = Transitions { states: s, actions: a, items };
+        let eval = |n: usize| {
+            for _ in 0..n {
+                let _ = std::hint::black_box(clf.delta_r(&block));
+            }
+        };
+        eval(20);
+        let t0 = Instant::now();
+        eval(1000);
+        (clf_rate, 1000.0 / t0.elapsed().as_secs_f64())
     }
 }
 
@@ -239,6 +305,28 @@ fn profile_rollout(ours: &Ours) {
 }
 
 /// One round of the reference scripts at `threads`: the same four rates, from their JSON.
+/// `S2R_BENCH_PROFILE=classifier`: only the classifier update and the Δr evaluation (10,000 each
+/// at 1 thread), for a profiler attached to the process.
+fn profile_classifier(ours: &Ours) {
+    let cvs = nn::VarStore::new(tch::Device::Cpu);
+    let clf = DynClf::new(&cvs.root(), DIM, 32, 0);
+    let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let t0 = Instant::now();
+    for k in 0..10_000 {
+        let (s, r) = &ours.clf_batches[k % ours.clf_batches.len()];
+        let (loss, _, _) = clf.loss((&ours.items.items, s), (&ours.items.items, r), 1.0, &mut rng);
+        copt.backward_step(&loss);
+    }
+    println!("classifier update: {:.0} updates/s", 10_000.0 / t0.elapsed().as_secs_f64());
+    let (a, r) = &ours.block;
+    let t0 = Instant::now();
+    for _ in 0..10_000 {
+        let _ = std::hint::black_box(clf.delta_r(&ours.items.items, a, r));
+    }
+    println!("Δr evaluation: {:.0} evaluations/s", 10_000.0 / t0.elapsed().as_secs_f64());
+}
+
 fn reference(py: &str, dir: &std::path::Path, threads: usize) -> Result<[f64; 4], String> {
     let run = |script: &str| -> Result<serde_json::Value, String> {
         let out = Command::new(py)
@@ -273,21 +361,40 @@ fn main() {
         eprintln!("irs bench: S2R_REF_PYTHON is not set, so the reference scripts do not run (ours only)");
     }
     let ours = Ours::new();
-    if std::env::var("S2R_BENCH_PROFILE").is_ok_and(|v| v == "rollout") {
-        tch::set_num_threads(1);
-        return profile_rollout(&ours);
+    match std::env::var("S2R_BENCH_PROFILE").as_deref() {
+        Ok("rollout") => {
+            tch::set_num_threads(1);
+            return profile_rollout(&ours);
+        }
+        Ok("states") => {
+            tch::set_num_threads(1);
+            for _ in 0..20 {
+                let (u, d) = ours.state_classifiers();
+                println!("on given states: {u:.0} updates/s, {d:.0} Δr evaluations/s");
+            }
+            return;
+        }
+        Ok("classifier") => {
+            tch::set_num_threads(1);
+            return profile_classifier(&ours);
+        }
+        _ => {}
     }
     let names = [
         "DQN train step (B 64 × T 32, 1,000 items, D = H = 128), steps/s",
         "ε-greedy rollout (64 users × 32 steps, 750k ratings), episodes/s",
         "classifier update (256 + 256, σ = 1), updates/s",
         "Δr evaluation (64 × 32 block), evaluations/s",
+        "classifier update on given states (256 + 256, σ = 1), updates/s",
+        "Δr evaluation on given states (64 × 32 block), evaluations/s",
     ];
+    // The reference's classifier rows stand beside both of ours: [train, rollout, clf, Δr, clf, Δr].
+    let ref_of = [0usize, 1, 2, 3, 2, 3];
     println!("| loop | threads | ours: median (min–max) | PyTorch: median (min–max) | ours / PyTorch |");
     println!("|---|---:|---:|---:|---:|");
     for threads in [1usize, 2] {
         tch::set_num_threads(threads as i32);
-        let mut rates: Vec<Rates> = (0..4).map(|_| Rates::default()).collect();
+        let mut rates: Vec<Rates> = (0..names.len()).map(|_| Rates::default()).collect();
         for r in 0..rounds {
             let o = ours.round();
             eprintln!("irs bench: threads {threads}, round {}: ours {o:.1?}", r + 1);
@@ -298,8 +405,8 @@ fn main() {
                 match reference(py, &dir, threads) {
                     Ok(v) => {
                         eprintln!("irs bench: threads {threads}, round {}: PyTorch {v:.1?}", r + 1);
-                        for (x, v) in rates.iter_mut().zip(v) {
-                            x.reference.push(v);
+                        for (x, &i) in rates.iter_mut().zip(&ref_of) {
+                            x.reference.push(v[i]);
                         }
                     }
                     Err(e) => eprintln!("irs bench: the reference failed: {e}"),

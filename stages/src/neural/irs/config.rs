@@ -51,6 +51,10 @@ pub enum DeltaREstimator {
     /// DARC's two domain classifiers: Δr = logit D_sas − logit D_sa (the paper's).
     #[default]
     Classifiers,
+    /// DARC's classifiers on the Q-network's own state: D_sa(h_t, e_a), D_sas(h_t, e_a, h_{t+1})
+    /// with the online LSTM's states (detached), two MLPs over given vectors instead of an encoder
+    /// of their own (`state_clf.rs`; cheaper, and its input moves as the DQN trains).
+    StateClassifiers,
     /// Two response models: the sim one's click logit f(s, a) and the real one's f + h(s, a);
     /// Δr is the log-ratio of the two Bernoulli responses (`response.rs`). Click responses only.
     Responses,
@@ -280,6 +284,11 @@ impl TrainConfig {
         {
             return Err("`iterations`, `batch`, `session_len`, `hidden`, `clf_hidden`, `val_every` ≥ 1, `lr`, `item_bias_lr`, `clf_lr` > 0, `gamma` in [0, 1), `clf_noise`, `dom_weight`, `real_conservative`, `resp_penalty` ≥ 0, `clf_recent` ≤ 64".into());
         }
+        if p.delta_r_estimator == DeltaREstimator::StateClassifiers && p.clf_recent > 0 {
+            return Err("`clf_recent` is for the history classifiers; `delta_r_estimator: state_classifiers` sees \
+                        the Q-network's state, which already holds the recent items"
+                .into());
+        }
         Ok(())
     }
 }
@@ -299,4 +308,23 @@ pub struct EvalConfig {
     /// With a world bound: its test or validation users (default test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<crate::env::world::EvalUsers>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_classifiers_parse_and_refuse_recent_items() {
+        let parse = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"method": "s2r_no_rep", "delta_r_estimator": "state_classifiers"});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<TrainConfig>(v).unwrap()
+        };
+        let p = parse(serde_json::json!({}));
+        assert_eq!(p.delta_r_estimator, DeltaREstimator::StateClassifiers);
+        assert!(p.check().is_ok());
+        let err = parse(serde_json::json!({"clf_recent": 3})).check().unwrap_err();
+        assert!(err.contains("clf_recent") && err.contains("state_classifiers"), "{err}");
+    }
 }

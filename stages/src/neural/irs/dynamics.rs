@@ -237,6 +237,8 @@ mod tests {
 
     use super::*;
     use crate::data::synth::{generate, SynthParams, World};
+    use crate::neural::irs::qnet::QNet;
+    use crate::neural::irs::state_clf::{StateClf, Transitions};
 
     /// Held-out transitions with their true log-density ratios.
     struct Truth {
@@ -353,10 +355,24 @@ mod tests {
         (mean, (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt())
     }
 
+    /// Which classifiers [`fit`] trains.
+    #[derive(Clone, Copy)]
+    enum Which {
+        /// [`DynClf`]: their own LSTM encoder of the history.
+        History,
+        /// [`StateClf`] on the states of a fixed, randomly initialised Q-network's LSTM (width
+        /// 32): what the states of an untrained DQN tell of the history.
+        QnetStates,
+    }
+
     /// Trains the classifiers with input noise `noise` for `iterations` batches of 64 + 64 episodes
     /// from 1500 sim and 1500 real episodes of 16 steps on a synthetic world with `users` users and
     /// `gap`; returns Δr on 300 held-out sim episodes and their true ratios.
     fn fit(users: usize, gap: f64, noise: f64, iterations: usize) -> (Vec<f32>, Truth) {
+        fit_which(Which::History, users, gap, noise, iterations)
+    }
+
+    fn fit_which(which: Which, users: usize, gap: f64, noise: f64, iterations: usize) -> (Vec<f32>, Truth) {
         let p: SynthParams = serde_json::from_value(serde_json::json!({
             "users": users, "sim_items": 120, "real_items": 1, "dim": 8, "polar": 1.0, "ratings_per_user": 4,
             "gap": gap, "noise": 1.0, "seed": 5
@@ -381,16 +397,46 @@ mod tests {
         let (real, _) = episodes(&p, &w, 1500, t, true, &mut rng);
         let (held, truth) = episodes(&p, &w, 300, t, false, &mut rng);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let clf = crate::neural::torch::seeded(3, || DynClf::new(&vs.root(), d as i64 + 1, 32, 0));
+        // The Q-network in a store of its own, out of the optimiser: it stays as initialised.
+        let qvs = nn::VarStore::new(tch::Device::Cpu);
+        let di = d as i64 + 1;
+        let (hist, states) = crate::neural::torch::seeded(3, || match which {
+            Which::History => (Some(DynClf::new(&vs.root(), di, 32, 0)), None),
+            Which::QnetStates => (
+                None,
+                Some((StateClf::new(&vs.root(), 32, di, 32), QNet::new(&qvs.root(), di, 32, Default::default()))),
+            ),
+        });
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
+        let transitions = |q: &QNet, eps: &[Episode]| {
+            let (a, r) = batch_tensors(eps, tch::Device::Cpu);
+            let s = tch::no_grad(|| q.states(&items, &a, &r));
+            (s, a)
+        };
         for _ in 0..iterations {
             let bs: Vec<Episode> = (0..64).map(|_| sim[rng.random_range(0..sim.len())].clone()).collect();
             let br: Vec<Episode> = (0..64).map(|_| real[rng.random_range(0..real.len())].clone()).collect();
-            let (loss, _, _) = clf.loss((&items, &bs), (&items, &br), noise, &mut rng);
+            let loss = match (&hist, &states) {
+                (Some(clf), _) => clf.loss((&items, &bs), (&items, &br), noise, &mut rng).0,
+                (None, Some((clf, q))) => {
+                    let ((ss, sa), (rs, ra)) = (transitions(q, &bs), transitions(q, &br));
+                    let sim_tr = Transitions { states: &ss, actions: &sa, items: &items };
+                    let real_tr = Transitions { states: &rs, actions: &ra, items: &items };
+                    clf.loss(&sim_tr, &real_tr, noise, &mut rng).0
+                }
+                (None, None) => unreachable!(),
+            };
             opt.backward_step(&loss);
         }
         let (a, r) = batch_tensors(&held, tch::Device::Cpu);
-        let dr = clf.delta_r(&items, &a, &r);
+        let dr = match (&hist, &states) {
+            (Some(clf), _) => clf.delta_r(&items, &a, &r),
+            (None, Some((clf, q))) => {
+                let (s, a) = transitions(q, &held);
+                clf.delta_r(&Transitions { states: &s, actions: &a, items: &items })
+            }
+            (None, None) => unreachable!(),
+        };
         (Vec::<f32>::try_from(dr.view([-1])).unwrap(), truth)
     }
 
@@ -462,5 +508,20 @@ mod tests {
             "gap 1, 400 latent users: corr(Δr, exact ratio) = {exact:.3}, corr(Δr, population ratio) = {population:.3}"
         );
         assert!(population >= 0.7 && exact >= 0.4, "population {population}, exact {exact}");
+    }
+
+    #[test]
+    fn the_state_classifiers_learn_the_ratio_from_a_q_networks_states() {
+        // The same world and budget as the correlation test above, with DARC's classifiers on the
+        // states of an (untrained) Q-network's LSTM instead of their own encoder: its states are a
+        // fixed random summary of the history, from which the classifiers must read the momentum
+        // and the step. Same dynamics: Δr near zero; gap 1: Δr tracks the true ratio.
+        let (dr, truth) = fit_which(Which::QnetStates, 1, 1.0, 0.3, 1500);
+        let r = pearson(&dr, &truth.exact);
+        let (same, _) = fit_which(Which::QnetStates, 1, 0.0, 0.3, 1500);
+        let (mean, sd) = mean_sd(&same);
+        eprintln!("state classifiers: gap 1 corr(Δr, true log ratio) = {r:.3}; gap 0 Δr mean {mean:.4}, std {sd:.4}");
+        assert!(r >= 0.5, "correlation {r}");
+        assert!(mean.abs() < 0.1 && sd < 0.3, "gap 0: Δr mean {mean}, std {sd}");
     }
 }

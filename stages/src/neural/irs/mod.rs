@@ -17,6 +17,8 @@ pub mod response;
 #[cfg(feature = "torch")]
 pub mod rollout;
 #[cfg(feature = "torch")]
+pub mod state_clf;
+#[cfg(feature = "torch")]
 pub mod td;
 #[cfg(feature = "torch")]
 pub mod train;

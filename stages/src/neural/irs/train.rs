@@ -18,6 +18,7 @@ use crate::neural::irs::joint::{Items, Joint, Maps};
 use crate::neural::irs::qnet::{ItemBias, QNet, BIAS_GROUP};
 use crate::neural::irs::response::{click_responses, RespModel};
 use crate::neural::irs::rollout::rollout;
+use crate::neural::irs::state_clf::{StateClf, Transitions};
 use crate::neural::irs::td::{td_loss, Bootstrap, TdRule};
 use crate::neural::layers::dann_lambda;
 use crate::neural::torch::{finite, seeded, to_device};
@@ -90,20 +91,24 @@ pub struct DeltaROptions {
 /// ratio is used) or the response models.
 enum DrModel {
     Classifiers(DynClf),
+    /// The classifiers on the online Q-network's states.
+    States(StateClf),
     Responses(RespModel),
 }
 
 impl DrModel {
-    fn new(p: &nn::Path, d: i64, dr: &DeltaROptions) -> Self {
+    fn new(p: &nn::Path, d: i64, h: i64, dr: &DeltaROptions) -> Self {
         match dr.estimator {
             DeltaREstimator::Responses => {
                 DrModel::Responses(RespModel::new(p, d, dr.hidden, dr.recent, dr.resp_penalty))
             }
+            DeltaREstimator::StateClassifiers => DrModel::States(StateClf::new(p, h, d, dr.hidden)),
             _ => DrModel::Classifiers(DynClf::new(p, d, dr.hidden, dr.recent)),
         }
     }
     fn loss(
         &self,
+        net: &QNet,
         sim: (&Tensor, &[Episode]),
         real: (&Tensor, &[Episode]),
         noise: f64,
@@ -111,12 +116,25 @@ impl DrModel {
     ) -> (Tensor, f64, f64) {
         match self {
             DrModel::Classifiers(c) => c.loss(sim, real, noise, rng),
+            DrModel::States(c) => {
+                let dev = sim.0.device();
+                let (sa, sr) = batch_tensors(sim.1, dev);
+                let (ra, rr) = batch_tensors(real.1, dev);
+                let (ss, rs) = tch::no_grad(|| (net.states(sim.0, &sa, &sr), net.states(real.0, &ra, &rr)));
+                let sim_tr = Transitions { states: &ss, actions: &sa, items: sim.0 };
+                let real_tr = Transitions { states: &rs, actions: &ra, items: real.0 };
+                c.loss(&sim_tr, &real_tr, noise, rng)
+            }
             DrModel::Responses(m) => m.loss(sim, real, noise, rng),
         }
     }
-    fn delta_r(&self, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> Tensor {
+    fn delta_r(&self, net: &QNet, items: &Tensor, actions: &Tensor, rewards: &Tensor) -> Tensor {
         match self {
             DrModel::Classifiers(c) => c.delta_r(items, actions, rewards),
+            DrModel::States(c) => {
+                let states = tch::no_grad(|| net.states(items, actions, rewards));
+                c.delta_r(&Transitions { states: &states, actions, items })
+            }
             DrModel::Responses(m) => m.delta_r(items, actions, rewards),
         }
     }
@@ -319,7 +337,7 @@ pub fn train(
         (
             QNet::new(&vs.root(), d, o.hidden, bias),
             QNet::new(&tvs.root(), d, o.hidden, bias),
-            o.delta_r.as_ref().map(|dr| DrModel::new(&cvs.root(), d, dr)),
+            o.delta_r.as_ref().map(|dr| DrModel::new(&cvs.root(), d, o.hidden, dr)),
         )
     });
     to_device(&mut [&mut vs, &mut tvs, &mut cvs], device);
@@ -401,7 +419,8 @@ pub fn train(
             let bs: Vec<Episode> = (0..o.batch).map(|_| source[rng.random_range(0..source.len())].clone()).collect();
             let br: Vec<Episode> = (0..o.batch).map(|_| logs[rng.random_range(0..logs.len())].clone()).collect();
             let real_items = items.real.as_ref().expect("checked: real logs exist").detach();
-            let (loss, acc_sa, acc_sas) = clf.loss((&items.sim.detach(), &bs), (&real_items, &br), dr.noise, &mut rng);
+            let (loss, acc_sa, acc_sas) =
+                clf.loss(&net, (&items.sim.detach(), &bs), (&real_items, &br), dr.noise, &mut rng);
             row.clf_loss = finite(&loss, "classifier loss (D_sa + D_sas)", it)?;
             row.acc_sa = acc_sa;
             row.acc_sas = acc_sas;
@@ -429,9 +448,12 @@ pub fn train(
                         .map(|&k| sim_env.exact_log_ratio(replay_users[k], &replay[k].actions, &replay[k].rewards))
                         .collect();
                     let mut delta = match (dr.estimator, &exact) {
-                        (DeltaREstimator::Classifiers | DeltaREstimator::Responses, _) => {
-                            clf.delta_r(&items.sim.detach(), &a, &r)
-                        }
+                        (
+                            DeltaREstimator::Classifiers
+                            | DeltaREstimator::StateClassifiers
+                            | DeltaREstimator::Responses,
+                            _,
+                        ) => clf.delta_r(&net, &items.sim.detach(), &a, &r),
                         (DeltaREstimator::Exact, Some(exact)) => exact_tensor(exact, a.size(), device)?,
                         (DeltaREstimator::Exact, None) => unreachable!("checked before training"),
                     };
@@ -596,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn the_response_estimator_trains_on_clicks_and_the_exact_one_needs_a_world() {
+    fn the_response_and_state_estimators_train_and_the_exact_one_needs_a_world() {
         let (sim, real, logs) = tiny_world();
         let reward = |u: usize, a: i64| if (a as usize + u).is_multiple_of(3) { 1.0 } else { 0.0 };
         let with = |estimator: DeltaREstimator, logs: &[Episode]| {
@@ -606,6 +628,18 @@ mod tests {
         };
         let t = with(DeltaREstimator::Responses, &logs).unwrap();
         assert!(t.curves[5..].iter().all(|c| c.dr_mean.is_finite()) && t.curves[5..].iter().any(|c| c.dr_std > 0.0));
+        // The classifiers on the Q-network's states: Δr after the warm-up, deterministic.
+        let (a, b) = (
+            with(DeltaREstimator::StateClassifiers, &logs).unwrap(),
+            with(DeltaREstimator::StateClassifiers, &logs).unwrap(),
+        );
+        assert!(a.curves[..5].iter().all(|c| c.dr_mean == 0.0) && a.curves[5..].iter().any(|c| c.dr_std > 0.0));
+        assert!(a.curves.iter().all(|c| c.clf_loss.is_finite() && c.clf_loss > 0.0));
+        assert!(a
+            .curves
+            .iter()
+            .zip(&b.curves)
+            .all(|(x, y)| x.clf_loss.to_bits() == y.clf_loss.to_bits() && x.dr_mean.to_bits() == y.dr_mean.to_bits()));
         // Rating rewards (a replay's TPGR map gives −1..1) are not clicks.
         let mut ratings = logs.clone();
         ratings[0].rewards[0] = -0.6;
