@@ -635,6 +635,7 @@ fn dynamics_gap_runs_in_an_interactive_world() {
         assert!(stdout.contains("| Oracle (real dynamics) |") && stdout.contains("1 gap closed"), "{stdout}");
         for row in [
             "| w/o RepAda (Δr: classifiers) |",
+            "| w/o RepAda (Δr: classifiers on Q's state) |",
             "| w/o RepAda (Δr: response models) |",
             "| w/o RepAda (Δr: exact, privileged) |",
         ] {
