@@ -230,7 +230,7 @@ impl Ours {
         let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut k = 0usize;
-        let mut update = |n: usize| {
+        let update = |n: usize| {
             for _ in 0..n {
                 let (s, r) = &self.clf_batches[k % self.clf_batches.len()];
                 let (loss, _, _) = clf.loss((&self.items.items, s), (&self.items.items, r), 1.0, &mut rng);
@@ -238,10 +238,7 @@ impl Ours {
                 k += 1;
             }
         };
-        update(50);
-        let t0 = Instant::now();
-        update(1000);
-        let clf_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        let clf_rate = rate(update, 50, 1000);
         let (a, r) = &self.block;
         let eval = |n: usize| {
             for _ in 0..n {
@@ -249,10 +246,7 @@ impl Ours {
                 std::hint::black_box(&dr);
             }
         };
-        eval(20);
-        let t0 = Instant::now();
-        eval(1000);
-        let dr_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        let dr_rate = rate(eval, 20, 1000);
         let (state_clf_rate, state_dr_rate) = self.state_classifiers();
         [train_rate, rollout_rate, clf_rate, dr_rate, state_clf_rate, state_dr_rate]
     }
@@ -266,7 +260,7 @@ impl Ours {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let items = &self.items.items;
         let mut k = 0usize;
-        let mut update = |n: usize| {
+        let update = |n: usize| {
             for _ in 0..n {
                 let [(ss, sa), (rs, ra)] = &self.given.batches[k % self.given.batches.len()];
                 let sim = Transitions { states: ss, actions: sa, items };
@@ -276,10 +270,7 @@ impl Ours {
                 k += 1;
             }
         };
-        update(50);
-        let t0 = Instant::now();
-        update(1000);
-        let clf_rate = 1000.0 / t0.elapsed().as_secs_f64();
+        let clf_rate = rate(update, 50, 1000);
         let (s, a) = &self.given.block;
         let block = Transitions { states: s, actions: a, items };
         let eval = |n: usize| {
@@ -287,11 +278,16 @@ impl Ours {
                 let _ = std::hint::black_box(clf.delta_r(&block));
             }
         };
-        eval(20);
-        let t0 = Instant::now();
-        eval(1000);
-        (clf_rate, 1000.0 / t0.elapsed().as_secs_f64())
+        (clf_rate, rate(eval, 20, 1000))
     }
+}
+
+/// Units of work per second of `work(n)` (which does n units) over `n` units, after `warm` units.
+fn rate(mut work: impl FnMut(usize), warm: usize, n: usize) -> f64 {
+    work(warm);
+    let t0 = Instant::now();
+    work(n);
+    n as f64 / t0.elapsed().as_secs_f64()
 }
 
 /// `S2R_BENCH_PROFILE=rollout`: only the rollout, 3,000 batches (~1.5 min), for a profiler
