@@ -82,7 +82,7 @@ impl StateClf {
 
     /// x = [s/ρ, e_a·√D, s′/ρ] (`B × T × (2H + D)`) written onto `x` (`x += …`, in place, each
     /// part scaled as it is added: no scaled copies).
-    fn add_features(&self, x: &mut Tensor, tr: &Transitions) {
+    fn add_features(&self, x: &Tensor, tr: &Transitions) {
         let (b, t) = (tr.actions.size()[0], tr.actions.size()[1]);
         let (h, d) = (self.h, self.d);
         let inv = Tensor::from(1.0 / self.scale.get() as f32).to_device(x.device());
@@ -96,8 +96,8 @@ impl StateClf {
     /// x = [s/ρ, e_a·√D, s′/ρ] without noise.
     fn features(&self, tr: &Transitions) -> Tensor {
         let (b, t) = (tr.actions.size()[0], tr.actions.size()[1]);
-        let mut x = Tensor::zeros([b, t, 2 * self.h + self.d], (Kind::Float, tr.states.device()));
-        self.add_features(&mut x, tr);
+        let x = Tensor::zeros([b, t, 2 * self.h + self.d], (Kind::Float, tr.states.device()));
+        self.add_features(&x, tr);
         x
     }
 
@@ -108,10 +108,10 @@ impl StateClf {
         (sa, sas)
     }
 
-    /// The classifiers' loss on a sim batch (label 0) and a real batch (label 1) of the same
-    /// length, with Gaussian noise of std `noise` on the inputs (drawn from `rng`; none when 0),
+    /// The classifiers' loss on a sim batch (label 0) and a real batch (label 1), with Gaussian
+    /// noise of std `noise` on the inputs (drawn from `rng`, the sim batch's first; none when 0),
     /// and the accuracies of D_sa and D_sas (balanced over the two domains). Sets ρ from both
-    /// batches' states first.
+    /// batches' states first. Batches of equal session length go through the heads in one pass.
     pub fn loss(&self, sim: &Transitions, real: &Transitions, noise: f64, rng: &mut ChaCha8Rng) -> (Tensor, f64, f64) {
         let ms = tch::no_grad(|| {
             let n = (sim.states.numel() + real.states.numel()) as f64;
@@ -120,34 +120,58 @@ impl StateClf {
         if ms.is_finite() && ms > 0.0 {
             self.scale.set(ms.sqrt());
         }
-        let (bs, br, t) = (sim.actions.size()[0], real.actions.size()[0], sim.actions.size()[1]);
-        let shape = [bs + br, t, 2 * self.h + self.d];
         let dev = sim.states.device();
+        let width = 2 * self.h + self.d;
         // The noise first, then each batch's features added onto its rows in place.
-        let x =
-            if noise > 0.0 { fast_gaussian(rng, &shape, noise, dev) } else { Tensor::zeros(shape, (Kind::Float, dev)) };
-        self.add_features(&mut x.narrow(0, 0, bs), sim);
-        self.add_features(&mut x.narrow(0, bs, br), real);
-        let (sa, sas) = self.logits(&x);
-        // Binary cross-entropy with logits: softplus(l) for a sim row (label 0), softplus(−l) for
-        // a real one (label 1); each of the four terms is a mean over its own rows, so a row
-        // weighs 1/(B_domain·T). One pass over both logits: z = sign·l with sign = +1 sim, −1 real.
-        let rows = bs + br;
-        let sign: Vec<f32> = (0..rows).map(|i| if i < bs { 1.0 } else { -1.0 }).collect();
-        let weight: Vec<f32> = (0..rows).map(|i| 1.0 / ((if i < bs { bs } else { br }) * t) as f32).collect();
-        let sign = Tensor::from_slice(&sign).view([1, rows, 1]).to_device(dev);
-        let weight = Tensor::from_slice(&weight).view([1, rows, 1]).to_device(dev);
-        let z = Tensor::stack(&[sa, sas], 0) * &sign;
+        let inputs = |rows: i64, t: i64, rng: &mut ChaCha8Rng| {
+            let shape = [rows, t, width];
+            if noise > 0.0 {
+                fast_gaussian(rng, &shape, noise, dev)
+            } else {
+                Tensor::zeros(shape, (Kind::Float, dev))
+            }
+        };
+        let size = |tr: &Transitions| (tr.actions.size()[0], tr.actions.size()[1]);
+        let ((bs, ts), (br, tr)) = (size(sim), size(real));
+        // Binary cross-entropy with logits is softplus(l) for a sim row (label 0) and softplus(−l)
+        // for a real one (label 1): z = sign·l, sign = +1 sim, −1 real, over both logits. Each of
+        // the four terms is a mean over its own domain's steps, so a step weighs 1/(B_domain·T).
+        // A step is classified right when z < 0 (sim: l < 0; real: l > 0 — a logit of exactly 0
+        // counts as wrong); the balanced accuracy weighs it ½/(B_domain·T).
+        let (z, weight) = if ts == tr {
+            let x = inputs(bs + br, ts, rng);
+            self.add_features(&x.narrow(0, 0, bs), sim);
+            self.add_features(&x.narrow(0, bs, br), real);
+            let (sa, sas) = self.logits(&x);
+            let rows = bs + br;
+            let sign: Vec<f32> = (0..rows).map(|i| if i < bs { 1.0 } else { -1.0 }).collect();
+            let weight: Vec<f32> = (0..rows).map(|i| 1.0 / ((if i < bs { bs } else { br }) * ts) as f32).collect();
+            let sign = Tensor::from_slice(&sign).view([1, rows, 1]).to_device(dev);
+            let weight = Tensor::from_slice(&weight).view([1, rows, 1]).to_device(dev);
+            (Tensor::stack(&[sa, sas], 0) * sign, weight)
+        } else {
+            // Sessions of different lengths: each batch through the heads on its own, then the
+            // steps of both laid end to end (`2 × 1 × (B_s·T_s + B_r·T_r)`).
+            let one = |tr: &Transitions, rows: i64, t: i64, sign: f64, rng: &mut ChaCha8Rng| {
+                let x = inputs(rows, t, rng);
+                self.add_features(&x, tr);
+                let (sa, sas) = self.logits(&x);
+                (Tensor::stack(&[sa, sas], 0) * sign).view([2, 1, rows * t])
+            };
+            let zs = one(sim, bs, ts, 1.0, rng);
+            let zr = one(real, br, tr, -1.0, rng);
+            let mut weight = vec![1.0 / (bs * ts) as f32; (bs * ts) as usize];
+            weight.extend(std::iter::repeat_n(1.0 / (br * tr) as f32, (br * tr) as usize));
+            let n = weight.len() as i64;
+            (Tensor::cat(&[zs, zr], 2), Tensor::from_slice(&weight).view([1, 1, n]).to_device(dev))
+        };
         let loss = (z.softplus() * &weight).sum(Kind::Float);
-        // Balanced accuracies: a row is right when z < 0 (sim: l < 0; real: l > 0 — a logit of
-        // exactly 0 counts as wrong), weighted ½/(B_domain·T).
         let acc: Vec<f64> = tch::no_grad(|| {
             let right = z.lt(0.0).to_kind(Kind::Float) * &weight * 0.5;
             Vec::<f64>::try_from(right.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double))
         })
         .unwrap_or_else(|_| vec![f64::NAN; 2]);
-        let (acc_sa, acc_sas) = (acc[0], acc[1]);
-        (loss, acc_sa, acc_sas)
+        (loss, acc[0], acc[1])
     }
 
     /// Δr = logit D_sas − logit D_sa = g(s, a, s′) for every transition (`B × T`), without noise
@@ -354,6 +378,17 @@ mod tests {
         assert!((acc_sa - balanced_accuracy(&sa_s, &sa_r)).abs() < 1e-6);
         assert!((acc_sas - balanced_accuracy(&sas_s, &sas_r)).abs() < 1e-6);
         assert!(acc_sa > 0.0 && acc_sa < 1.0 || acc_sas > 0.0 && acc_sas < 1.0, "{acc_sa} {acc_sas}");
+        // Real sessions shorter than the sim ones (two passes): the same four means.
+        let (s_short, a_short) = (s_real.narrow(1, 0, 5).narrow(0, 0, 3), actions.narrow(1, 0, 4).narrow(0, 0, 3));
+        let short = Transitions { states: &s_short, actions: &a_short, items: &items };
+        let (loss, acc_sa, _) = clf.loss(&sim, &short, 0.0, &mut rng);
+        let ((sa_s, sas_s), (sa_r, sas_r)) = (clf.eval_logits(&sim), clf.eval_logits(&short));
+        let want = bce_with_logits(&sa_s, 0.0)
+            + bce_with_logits(&sas_s, 0.0)
+            + bce_with_logits(&sa_r, 1.0)
+            + bce_with_logits(&sas_r, 1.0);
+        assert!((loss.double_value(&[]) - want.double_value(&[])).abs() < 1e-5, "{loss} vs {want}");
+        assert!((acc_sa - balanced_accuracy(&sa_s, &sa_r)).abs() < 1e-6);
         // Both ways of applying W_a: the pool (20 items) smaller than the block (28 steps), and not.
         for t in [7, 3] {
             let a = actions.narrow(1, 0, t);
