@@ -120,7 +120,7 @@ const PARAMS: &[ParamDoc] = &[
         name: "delta_r_estimator",
         ty: "classifiers | state_classifiers | responses | exact",
         default: Some("classifiers (DARC's; left out of the key)"),
-        help: "how Δr is estimated: the two domain classifiers with their own LSTM encoder of the history; the two classifiers as MLPs over the Q-network's LSTM states (s_t, e_a, s_{t+1}; cheaper, no `clf_recent`); two click-response models (sim f, real f + h; Δr = their Bernoulli log-ratio; rewards in [0, 1] only); or (worlds only, a privileged diagnostic ceiling) the world's exact log-ratio of each step",
+        help: "how Δr is estimated: the two domain classifiers with their own LSTM encoder of the history; the two classifiers as MLPs over the Q-network's LSTM states (s_t, e_a, s_{t+1}; no `clf_recent`); two click-response models (sim f, real f + h; Δr = their Bernoulli log-ratio; rewards in [0, 1] only); or (worlds only, a privileged diagnostic ceiling) the world's exact log-ratio of each step",
     },
     ParamDoc {
         name: "resp_penalty",

@@ -53,7 +53,7 @@ pub enum DeltaREstimator {
     Classifiers,
     /// DARC's classifiers on the Q-network's own state: D_sa(h_t, e_a), D_sas(h_t, e_a, h_{t+1})
     /// with the online LSTM's states (detached), two MLPs over given vectors instead of an encoder
-    /// of their own (`state_clf.rs`; cheaper, and its input moves as the DQN trains).
+    /// of their own (`state_clf.rs`; its input moves as the DQN trains).
     StateClassifiers,
     /// Two response models: the sim one's click logit f(s, a) and the real one's f + h(s, a);
     /// Δr is the log-ratio of the two Bernoulli responses (`response.rs`). Click responses only.

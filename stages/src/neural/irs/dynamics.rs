@@ -400,11 +400,16 @@ mod tests {
         // The Q-network in a store of its own, out of the optimiser: it stays as initialised.
         let qvs = nn::VarStore::new(tch::Device::Cpu);
         let di = d as i64 + 1;
-        let (hist, states) = crate::neural::torch::seeded(3, || match which {
-            Which::History => (Some(DynClf::new(&vs.root(), di, 32, 0)), None),
-            Which::QnetStates => (
-                None,
-                Some((StateClf::new(&vs.root(), 32, di, 32), QNet::new(&qvs.root(), di, 32, Default::default()))),
+        /// The classifiers being fitted (with the Q-network whose states the state classifiers see).
+        enum Fitted {
+            History(DynClf),
+            States(StateClf, QNet),
+        }
+        let fitted = crate::neural::torch::seeded(3, || match which {
+            Which::History => Fitted::History(DynClf::new(&vs.root(), di, 32, 0)),
+            Which::QnetStates => Fitted::States(
+                StateClf::new(&vs.root(), 32, di, 32),
+                QNet::new(&qvs.root(), di, 32, Default::default()),
             ),
         });
         let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
@@ -416,26 +421,24 @@ mod tests {
         for _ in 0..iterations {
             let bs: Vec<Episode> = (0..64).map(|_| sim[rng.random_range(0..sim.len())].clone()).collect();
             let br: Vec<Episode> = (0..64).map(|_| real[rng.random_range(0..real.len())].clone()).collect();
-            let loss = match (&hist, &states) {
-                (Some(clf), _) => clf.loss((&items, &bs), (&items, &br), noise, &mut rng).0,
-                (None, Some((clf, q))) => {
+            let loss = match &fitted {
+                Fitted::History(clf) => clf.loss((&items, &bs), (&items, &br), noise, &mut rng).0,
+                Fitted::States(clf, q) => {
                     let ((ss, sa), (rs, ra)) = (transitions(q, &bs), transitions(q, &br));
                     let sim_tr = Transitions { states: &ss, actions: &sa, items: &items };
                     let real_tr = Transitions { states: &rs, actions: &ra, items: &items };
                     clf.loss(&sim_tr, &real_tr, noise, &mut rng).0
                 }
-                (None, None) => unreachable!(),
             };
             opt.backward_step(&loss);
         }
         let (a, r) = batch_tensors(&held, tch::Device::Cpu);
-        let dr = match (&hist, &states) {
-            (Some(clf), _) => clf.delta_r(&items, &a, &r),
-            (None, Some((clf, q))) => {
+        let dr = match &fitted {
+            Fitted::History(clf) => clf.delta_r(&items, &a, &r),
+            Fitted::States(clf, q) => {
                 let (s, a) = transitions(q, &held);
                 clf.delta_r(&Transitions { states: &s, actions: &a, items: &items })
             }
-            (None, None) => unreachable!(),
         };
         (Vec::<f32>::try_from(dr.view([-1])).unwrap(), truth)
     }

@@ -366,29 +366,25 @@ mod tests {
             / (2 * 4 * 8 * 5) as f64;
         assert!((clf.scale.get() - ms.sqrt()).abs() < 1e-9);
         // Without noise, the one-pass loss and accuracies are the four means of binary
-        // cross-entropy and the balanced accuracies of the logits.
-        let (loss, acc_sa, acc_sas) = clf.loss(&sim, &real, 0.0, &mut rng);
-        let ((sa_s, sas_s), (sa_r, sas_r)) = (clf.eval_logits(&sim), clf.eval_logits(&real));
-        let want = bce_with_logits(&sa_s, 0.0)
-            + bce_with_logits(&sas_s, 0.0)
-            + bce_with_logits(&sa_r, 1.0)
-            + bce_with_logits(&sas_r, 1.0);
-        assert!((loss.double_value(&[]) - want.double_value(&[])).abs() < 1e-5, "{loss} vs {want}");
-        // (The weights are f32: equal to ~10⁻⁷.)
-        assert!((acc_sa - balanced_accuracy(&sa_s, &sa_r)).abs() < 1e-6);
-        assert!((acc_sas - balanced_accuracy(&sas_s, &sas_r)).abs() < 1e-6);
+        // cross-entropy and the balanced accuracies of the logits (the weights are f32: equal to
+        // ~10⁻⁷); returns the accuracies.
+        let mut no_noise = |real: &Transitions| {
+            let (loss, acc_sa, acc_sas) = clf.loss(&sim, real, 0.0, &mut rng);
+            let ((sa_s, sas_s), (sa_r, sas_r)) = (clf.eval_logits(&sim), clf.eval_logits(real));
+            let want = bce_with_logits(&sa_s, 0.0)
+                + bce_with_logits(&sas_s, 0.0)
+                + bce_with_logits(&sa_r, 1.0)
+                + bce_with_logits(&sas_r, 1.0);
+            assert!((loss.double_value(&[]) - want.double_value(&[])).abs() < 1e-5, "{loss} vs {want}");
+            assert!((acc_sa - balanced_accuracy(&sa_s, &sa_r)).abs() < 1e-6);
+            assert!((acc_sas - balanced_accuracy(&sas_s, &sas_r)).abs() < 1e-6);
+            (acc_sa, acc_sas)
+        };
+        let (acc_sa, acc_sas) = no_noise(&real);
         assert!(acc_sa > 0.0 && acc_sa < 1.0 || acc_sas > 0.0 && acc_sas < 1.0, "{acc_sa} {acc_sas}");
         // Real sessions shorter than the sim ones (two passes): the same four means.
         let (s_short, a_short) = (s_real.narrow(1, 0, 5).narrow(0, 0, 3), actions.narrow(1, 0, 4).narrow(0, 0, 3));
-        let short = Transitions { states: &s_short, actions: &a_short, items: &items };
-        let (loss, acc_sa, _) = clf.loss(&sim, &short, 0.0, &mut rng);
-        let ((sa_s, sas_s), (sa_r, sas_r)) = (clf.eval_logits(&sim), clf.eval_logits(&short));
-        let want = bce_with_logits(&sa_s, 0.0)
-            + bce_with_logits(&sas_s, 0.0)
-            + bce_with_logits(&sa_r, 1.0)
-            + bce_with_logits(&sas_r, 1.0);
-        assert!((loss.double_value(&[]) - want.double_value(&[])).abs() < 1e-5, "{loss} vs {want}");
-        assert!((acc_sa - balanced_accuracy(&sa_s, &sa_r)).abs() < 1e-6);
+        no_noise(&Transitions { states: &s_short, actions: &a_short, items: &items });
         // Both ways of applying W_a: the pool (20 items) smaller than the block (28 steps), and not.
         for t in [7, 3] {
             let a = actions.narrow(1, 0, t);
