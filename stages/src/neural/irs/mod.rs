@@ -7,6 +7,8 @@ pub mod dynamics;
 #[cfg(feature = "torch")]
 pub mod episode;
 #[cfg(feature = "torch")]
+pub mod host_step;
+#[cfg(feature = "torch")]
 pub mod io;
 #[cfg(feature = "torch")]
 pub mod joint;

@@ -191,25 +191,25 @@ impl QNet {
 /// (the products are associated differently, and tanh is computed through the sigmoid).
 pub struct Stepper {
     /// The pool's item vectors, `n × D`.
-    items: Tensor,
+    pub(super) items: Tensor,
     /// `D × 4H`: W_ih[:, :D]ᵀ.
-    w_x_t: Tensor,
+    pub(super) w_x_t: Tensor,
     /// `4H`: b_ih + b_hh.
-    b_x: Tensor,
+    pub(super) b_x: Tensor,
     /// `n × 4H`: W_ih[:, :D] e_a + b_ih + b_hh, for the items in `x_done`.
-    x_items: Tensor,
+    pub(super) x_items: Tensor,
     /// Which rows of `x_items` are computed.
-    x_done: Vec<bool>,
+    pub(super) x_done: Vec<bool>,
     /// `4H`: the reward's column of W_ih.
-    w_r: Tensor,
+    pub(super) w_r: Tensor,
     /// `H × 4H`: W_hhᵀ.
-    w_hh_t: Tensor,
+    pub(super) w_hh_t: Tensor,
     /// `H × n`: (Gᵀ W e_a) for every item.
-    q_items_t: Tensor,
+    pub(super) q_items_t: Tensor,
     /// `n`: ⟨g_b, W e_a⟩ + b (+ b_a).
-    q_const: Tensor,
+    pub(super) q_const: Tensor,
     /// π's weight (`1 × H`) and bias, and the pool's popularity (`n`).
-    pop: Option<(Tensor, Tensor, Tensor)>,
+    pub(super) pop: Option<(Tensor, Tensor, Tensor)>,
 }
 
 impl Stepper {

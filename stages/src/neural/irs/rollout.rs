@@ -8,10 +8,15 @@ use tch::{Kind, Tensor};
 
 use crate::env::session::Env;
 use crate::neural::irs::episode::{Domain, Episode};
-use crate::neural::irs::qnet::{ItemBias, QNet};
+use crate::neural::irs::host_step::HostStepper;
+use crate::neural::irs::qnet::{ItemBias, QNet, Stepper};
 
 /// Runs `users.len()` sessions of length `t` at once: ε-greedy over `dom`'s items (no repeats),
 /// served by `env` (its response stream `stream`); the policy observes each reward.
+///
+/// On the CPU the network runs as a [`HostStepper`] (Q read and picked on the host, in place);
+/// on an accelerator as a [`Stepper`], where Q is masked and reduced on the device and only the
+/// picks come back. Both give the same sessions up to float rounding.
 #[allow(clippy::too_many_arguments)] // the policy, the pool, the environment and the exploration
 pub fn rollout(
     net: &QNet,
@@ -23,104 +28,176 @@ pub fn rollout(
     rng: &mut ChaCha8Rng,
     stream: u64,
 ) -> Vec<Episode> {
+    let on_host = dom.items.device() == tch::Device::Cpu;
+    tch::no_grad(|| {
+        let mut policy: Box<dyn Greedy> = if on_host {
+            Box::new(HostGreedy { net: HostStepper::new(net.stepper(dom), users.len()), n: dom.n_items as usize })
+        } else {
+            Box::new(DeviceGreedy::new(net.stepper(dom), dom, users.len()))
+        };
+        run(policy.as_mut(), dom.n_items, env, users, t, epsilon, rng, stream)
+    })
+}
+
+/// What [`run`] asks of the network: the greedy picks of some sessions, and the step after each
+/// response.
+trait Greedy {
+    /// The greedy pick (the first unserved item of highest Q) of each session in `greedy`, in that
+    /// order, given each session's served items (`eps[i].actions`, flagged in `taken`, `n` per
+    /// session). `first`: no session has been served yet (every state is h_0).
+    fn picks(&mut self, greedy: &[usize], first: bool, eps: &[Episode], taken: &[bool]) -> Vec<i64>;
+    /// Every session was served `acts` and responded `rews`.
+    fn observe(&mut self, acts: &[i64], rews: &[f32]);
+}
+
+/// The loop of [`rollout`] over a network `policy`.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    policy: &mut dyn Greedy,
+    n_items: i64,
+    env: &dyn Env,
+    users: &[usize],
+    t: usize,
+    epsilon: f64,
+    rng: &mut ChaCha8Rng,
+    stream: u64,
+) -> Vec<Episode> {
     let mut session = env.start(users, stream);
-    let dev = dom.items.device();
-    let b = users.len() as i64;
-    let h0 = Tensor::zeros([b, net.lstm_hidden()], (Kind::Float, dev));
-    let mut state = (h0.shallow_clone(), h0);
-    // On the CPU the greedy pick reads Q on the host (a copy of the greedy rows' Q, where the
-    // host then sets the served items to −∞ and scans each row); on an accelerator Q is masked
-    // and reduced there, and only the picks come back.
-    let on_host = dev == tch::Device::Cpu;
-    let n = dom.n_items as usize;
-    let mut mask = (!on_host).then(|| Tensor::zeros([b, dom.n_items], (Kind::Bool, dev)));
+    let n = n_items as usize;
     // The served items on the host, for ε's random picks and the host's greedy ones.
     let mut taken = vec![false; users.len() * n];
     let mut eps: Vec<Episode> =
         users.iter().map(|_| Episode { actions: Vec::with_capacity(t), rewards: Vec::with_capacity(t) }).collect();
-    tch::no_grad(|| {
-        let mut net = net.stepper(dom);
-        let steps = t.min(n);
-        let mut acts = vec![0i64; users.len()];
-        let mut greedy = Vec::with_capacity(users.len());
-        // Q of the greedy rows, on the device and (CPU) its host copy: one buffer for every step.
-        let q_buf = Tensor::empty([b, dom.n_items], (Kind::Float, dev));
-        let mut q_host = if on_host { vec![0f32; users.len() * n] } else { Vec::new() };
-        for step in 0..steps {
-            // ε first, user by user (the random picks draw in the order they always did); Q is
-            // then computed for the users who exploit only.
-            greedy.clear();
-            for (i, a) in acts.iter_mut().enumerate() {
-                if epsilon > 0.0 && rng.random::<f64>() < epsilon {
-                    let served = &taken[i * n..(i + 1) * n];
-                    *a = loop {
-                        let a = rng.random_range(0..dom.n_items);
-                        if !served[a as usize] {
-                            break a;
-                        }
-                    };
-                } else {
-                    greedy.push(i as i64);
-                }
-            }
-            if !greedy.is_empty() {
-                // At the first step every state is h_0 = 0 and nothing is served, so every
-                // exploiting user has the same Q row and the same pick: one row is computed.
-                let first = step == 0;
-                let k = if first { 1 } else { greedy.len() };
-                let rows = (!first && k < users.len()).then(|| Tensor::from_slice(&greedy).to_device(dev));
-                let h = match &rows {
-                    Some(r) => state.0.index_select(0, r),
-                    None => state.0.narrow(0, 0, k as i64),
-                };
-                let q = q_buf.narrow(0, 0, k as i64);
-                net.q_into(&h, &q);
-                let picks: Vec<i64> = match &mask {
-                    Some(m) => {
-                        let m = match &rows {
-                            Some(r) => m.index_select(0, r),
-                            None => m.narrow(0, 0, k as i64),
-                        };
-                        let picks = q.masked_fill(&m, f64::NEG_INFINITY).argmax(1, false).to_device(tch::Device::Cpu);
-                        Vec::<i64>::try_from(&picks).expect("int tensor")
-                    }
-                    None => {
-                        let host = &mut q_host[..k * n];
-                        q.copy_data(host, k * n);
-                        (0..k)
-                            .map(|j| {
-                                let i = if first { 0 } else { greedy[j] as usize };
-                                let row = &mut host[j * n..(j + 1) * n];
-                                best_unserved_fast(row, &eps[i].actions, &taken[i * n..(i + 1) * n])
-                            })
-                            .collect()
+    let steps = t.min(n);
+    let mut acts = vec![0i64; users.len()];
+    let mut rews = vec![0f32; users.len()];
+    let mut greedy = Vec::with_capacity(users.len());
+    for step in 0..steps {
+        // ε first, user by user (the random picks draw in the order they always did); Q is then
+        // computed for the users who exploit only.
+        greedy.clear();
+        for (i, a) in acts.iter_mut().enumerate() {
+            if epsilon > 0.0 && rng.random::<f64>() < epsilon {
+                let served = &taken[i * n..(i + 1) * n];
+                *a = loop {
+                    let a = rng.random_range(0..n_items);
+                    if !served[a as usize] {
+                        break a;
                     }
                 };
-                for (j, &i) in greedy.iter().enumerate() {
-                    acts[i as usize] = picks[if first { 0 } else { j }];
-                }
+            } else {
+                greedy.push(i);
             }
-            let mut rews = vec![0f32; users.len()];
-            session.step(&acts, &mut rews);
-            for (i, (e, (&a, &r))) in eps.iter_mut().zip(acts.iter().zip(&rews)).enumerate() {
-                e.actions.push(a);
-                e.rewards.push(r);
-                taken[i * n + a as usize] = true;
-            }
-            if step + 1 == steps {
-                break; // the state after the last response is never used
-            }
-            if let Some(m) = mask.as_mut() {
-                let _ = m.index_put_(
-                    &[Some(Tensor::arange(b, (Kind::Int64, dev))), Some(Tensor::from_slice(&acts).to_device(dev))],
-                    &Tensor::from(true).to_device(dev),
-                    false,
-                );
-            }
-            state = net.step(&acts, &Tensor::from_slice(&rews).to_device(dev), &state, step == 0);
         }
-    });
+        if !greedy.is_empty() {
+            let picks = policy.picks(&greedy, step == 0, &eps, &taken);
+            for (&i, &a) in greedy.iter().zip(&picks) {
+                acts[i] = a;
+            }
+        }
+        session.step(&acts, &mut rews);
+        for (i, (e, (&a, &r))) in eps.iter_mut().zip(acts.iter().zip(&rews)).enumerate() {
+            e.actions.push(a);
+            e.rewards.push(r);
+            taken[i * n + a as usize] = true;
+        }
+        if step + 1 == steps {
+            break; // the state after the last response is never used
+        }
+        policy.observe(&acts, &rews);
+    }
     eps
+}
+
+/// [`Greedy`] on the CPU: Q rows on the host, picked in place by [`best_unserved_fast`].
+struct HostGreedy {
+    net: HostStepper,
+    n: usize,
+}
+
+impl Greedy for HostGreedy {
+    fn picks(&mut self, greedy: &[usize], first: bool, eps: &[Episode], taken: &[bool]) -> Vec<i64> {
+        let n = self.n;
+        // At the first step every state is h_0 = 0 and nothing is served, so every exploiting
+        // session has the same Q row and the same pick: one row is computed.
+        if first {
+            let row = self.net.q(None, 1);
+            let pick = best_unserved_fast(row, &[], &taken[..n]);
+            return vec![pick; greedy.len()];
+        }
+        let all = greedy.len() == eps.len();
+        let q = self.net.q((!all).then_some(greedy), greedy.len());
+        q.chunks_exact_mut(n)
+            .zip(greedy)
+            .map(|(row, &i)| best_unserved_fast(row, &eps[i].actions, &taken[i * n..(i + 1) * n]))
+            .collect()
+    }
+
+    fn observe(&mut self, acts: &[i64], rews: &[f32]) {
+        self.net.step(acts, rews);
+    }
+}
+
+/// [`Greedy`] on an accelerator: the state, Q and the served items' mask stay on the device.
+struct DeviceGreedy {
+    net: Stepper,
+    state: (Tensor, Tensor),
+    mask: Tensor,
+    q_buf: Tensor,
+    first: bool,
+}
+
+impl DeviceGreedy {
+    fn new(net: Stepper, dom: &Domain, b: usize) -> Self {
+        let dev = dom.items.device();
+        let h0 = Tensor::zeros([b as i64, net.w_hh_t.size()[0]], (Kind::Float, dev));
+        Self {
+            net,
+            state: (h0.shallow_clone(), h0),
+            mask: Tensor::zeros([b as i64, dom.n_items], (Kind::Bool, dev)),
+            q_buf: Tensor::empty([b as i64, dom.n_items], (Kind::Float, dev)),
+            first: true,
+        }
+    }
+}
+
+impl Greedy for DeviceGreedy {
+    fn picks(&mut self, greedy: &[usize], first: bool, _eps: &[Episode], _taken: &[bool]) -> Vec<i64> {
+        let dev = self.q_buf.device();
+        let b = self.mask.size()[0] as usize;
+        let k = if first { 1 } else { greedy.len() };
+        let rows = (!first && k < b).then(|| {
+            let idx: Vec<i64> = greedy.iter().map(|&i| i as i64).collect();
+            Tensor::from_slice(&idx).to_device(dev)
+        });
+        let (h, m) = match &rows {
+            Some(r) => (self.state.0.index_select(0, r), self.mask.index_select(0, r)),
+            None => (self.state.0.narrow(0, 0, k as i64), self.mask.narrow(0, 0, k as i64)),
+        };
+        let q = self.q_buf.narrow(0, 0, k as i64);
+        self.net.q_into(&h, &q);
+        let picks = q.masked_fill(&m, f64::NEG_INFINITY).argmax(1, false).to_device(tch::Device::Cpu);
+        let picks = Vec::<i64>::try_from(&picks).expect("int tensor");
+        if first {
+            vec![picks[0]; greedy.len()]
+        } else {
+            picks
+        }
+    }
+
+    fn observe(&mut self, acts: &[i64], rews: &[f32]) {
+        let dev = self.q_buf.device();
+        let b = acts.len() as i64;
+        let acts_t = Tensor::from_slice(acts).to_device(dev);
+        let _ = self.mask.index_put_(
+            &[Some(Tensor::arange(b, (Kind::Int64, dev))), Some(acts_t)],
+            &Tensor::from(true).to_device(dev),
+            false,
+        );
+        let rews = Tensor::from_slice(rews).to_device(dev);
+        self.state = self.net.step(acts, &rews, &self.state, self.first);
+        self.first = false;
+    }
 }
 
 /// [`best_unserved`] of a row whose `served` items are listed in `served_items` (and flagged in
@@ -195,6 +272,51 @@ pub fn greedy_with_feedback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_and_the_device_policies_roll_out_the_same_sessions() {
+        // The CPU's `HostGreedy` and the accelerators' `DeviceGreedy` (run here on the CPU) must
+        // serve the same items: ε's draws, the first step's shared pick, subsets of exploiting
+        // users, no repeats, the state after each response.
+        use crate::env::session::Replay;
+        use crate::neural::irs::episode::Side;
+        let cpu = tch::Device::Cpu;
+        tch::manual_seed(9);
+        let vs = nn::VarStore::new(cpu);
+        let (d, h, n, b, t) = (8i64, 16i64, 40i64, 12usize, 15usize);
+        let net = QNet::new(&vs.root(), d, h, ItemBias::default());
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                v.copy_(&(Tensor::randn_like(&v) * 0.5));
+            }
+        });
+        let dom = Domain::raw(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Sim);
+        let reward = |u: usize, a: i64| ((u as i64 * 7 + a * 3) % 5) as f32 / 4.0;
+        let env = Replay::new(30, &reward);
+        let users: Vec<usize> = (0..b).map(|i| (i * 7) % 30).collect();
+        let sessions = |host: bool| {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            tch::no_grad(|| {
+                let mut policy: Box<dyn Greedy> = if host {
+                    Box::new(HostGreedy { net: HostStepper::new(net.stepper(&dom), b), n: n as usize })
+                } else {
+                    Box::new(DeviceGreedy::new(net.stepper(&dom), &dom, b))
+                };
+                run(policy.as_mut(), n, &env, &users, t, 0.3, &mut rng, 0)
+            })
+        };
+        let (host, device) = (sessions(true), sessions(false));
+        for (i, (a, b)) in host.iter().zip(&device).enumerate() {
+            assert_eq!(a.actions, b.actions, "session {i}");
+            assert_eq!(a.rewards, b.rewards, "session {i}");
+            let mut seen = a.actions.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), t, "session {i} repeats an item");
+        }
+        // The greedy part is not one fixed list: sessions differ.
+        assert!(host.iter().any(|e| e.actions != host[0].actions));
+    }
 
     #[test]
     fn the_host_pick_equals_libtorchs_masked_argmax() {
