@@ -241,7 +241,8 @@ impl HostStepper {
 mod tests {
     use super::*;
     use crate::neural::irs::episode::{popularity, Domain, Side};
-    use crate::neural::irs::qnet::{ItemBias, QNet};
+    use crate::neural::irs::qnet::testing::random_net;
+    use crate::neural::irs::qnet::ItemBias;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use tch::nn;
@@ -255,12 +256,7 @@ mod tests {
         tch::manual_seed(6);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (16i64, 32i64, 50i64, 8usize, 6usize);
-        let net = QNet::new(&vs.root(), d, h, ItemBias { sim: Some(n), real: None, popularity: false });
-        tch::no_grad(|| {
-            for (_, mut v) in vs.variables() {
-                v.copy_(&(Tensor::randn_like(&v) * 0.4));
-            }
-        });
+        let net = random_net(&vs, d, h, ItemBias { sim: Some(n), real: None, popularity: false }, 0.4);
         let dom = Domain::raw(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Sim);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut host = tch::no_grad(|| HostStepper::new(net.stepper(&dom), b));
@@ -302,14 +298,7 @@ mod tests {
         tch::manual_seed(4);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (6i64, 10i64, 9i64, 4i64, 5i64);
-        let net = QNet::new(&vs.root(), d, h, ItemBias { sim: None, real: Some(n), popularity: true });
-        tch::no_grad(|| {
-            for (name, mut v) in vs.variables() {
-                if name.starts_with("pop") || name == "b_real" || name == "b" {
-                    v.copy_(&Tensor::randn_like(&v));
-                }
-            }
-        });
+        let net = random_net(&vs, d, h, ItemBias { sim: None, real: Some(n), popularity: true }, 0.5);
         let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
         let items = Tensor::randn([n, d], (Kind::Float, cpu));
         let dom = Domain::raw(items.shallow_clone(), Side::Real).with_pop(Some(p));

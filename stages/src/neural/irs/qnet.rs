@@ -254,6 +254,25 @@ impl Stepper {
     }
 }
 
+/// Test fixtures shared by the network's, the host stepper's and the rollout's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A Q network on the CPU under `vs` whose every variable (the per-item biases, b and π
+    /// included, which start at 0) is drawn from N(0, `scale`²), so that every term is part of
+    /// what a test compares.
+    pub fn random_net(vs: &nn::VarStore, d: i64, hidden: i64, bias: ItemBias, scale: f64) -> QNet {
+        let net = QNet::new(&vs.root(), d, hidden, bias);
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                v.copy_(&(Tensor::randn_like(&v) * scale));
+            }
+        });
+        net
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,12 +284,7 @@ mod tests {
         tch::manual_seed(9);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (8i64, 16i64, 40i64, 12usize, 15usize);
-        let net = QNet::new(&vs.root(), d, h, ItemBias::default());
-        tch::no_grad(|| {
-            for (_, mut v) in vs.variables() {
-                v.copy_(&(Tensor::randn_like(&v) * 0.5));
-            }
-        });
+        let net = crate::neural::irs::qnet::testing::random_net(&vs, d, h, ItemBias::default(), 0.5);
         let dom = Domain::raw(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Sim);
         let reward = |u: usize, a: i64| ((u as i64 * 7 + a * 3) % 5) as f32 / 4.0;
         let env = Replay::new(30, &reward);
