@@ -46,10 +46,17 @@ impl Buf {
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 
-    /// The first `rows · cols` values as a `rows × cols` tensor, for one libtorch call.
+    /// The first `rows · cols` values as a `rows × cols` tensor, for one libtorch call that only
+    /// reads it.
     fn view(&self, rows: usize, cols: usize) -> Tensor {
         assert!(rows * cols <= self.len, "a {rows} × {cols} view of {} values", self.len);
         self.t.narrow(0, 0, (rows * cols) as i64).view([rows as i64, cols as i64])
+    }
+
+    /// [`Buf::view`] for a call that writes it: `&mut self`, so that no slice of the buffer is
+    /// alive meanwhile.
+    fn view_mut(&mut self, rows: usize, cols: usize) -> Tensor {
+        self.view(rows, cols)
     }
 }
 
@@ -160,7 +167,7 @@ impl HostStepper {
         for row in self.q.as_mut()[..k * n].chunks_exact_mut(n) {
             row.copy_from_slice(&self.q_const);
         }
-        let _ = self.q.view(k, n).addmm_(&src.view(k, hid), &self.q_items_t);
+        let _ = self.q.view_mut(k, n).addmm_(&src.view(k, hid), &self.q_items_t);
         if let Some((w, b, p)) = &self.pop {
             let src = src.as_slice();
             for (j, row) in self.q.as_mut()[..k * n].chunks_exact_mut(n).enumerate() {
@@ -192,7 +199,7 @@ impl HostStepper {
         }
         let m = self.new_items.len();
         if m > 0 {
-            let _ = self.e_new.view(m, d).mm_out(&self.x_new.view(m, g4), &self.w_x_t);
+            let _ = self.e_new.view(m, d).mm_out(&self.x_new.view_mut(m, g4), &self.w_x_t);
             for (&a, row) in self.new_items.iter().zip(self.x_new.as_slice().chunks_exact(g4)) {
                 for ((x, &v), &b) in self.x_items[a * g4..(a + 1) * g4].iter_mut().zip(row).zip(&self.b_x) {
                     *x = v + b;
@@ -207,7 +214,7 @@ impl HostStepper {
             }
         }
         if !self.h_zero {
-            let _ = self.gates.view(self.b, g4).addmm_(&self.h.view(self.b, hid), &self.w_hh_t);
+            let _ = self.gates.view_mut(self.b, g4).addmm_(&self.h.view(self.b, hid), &self.w_hh_t);
         }
         // The cell: c ← σ(f)·c + σ(i)·tanh(g), h ← σ(o)·tanh(c), tanh x = 2σ(2x) − 1 (libtorch's
         // order of the gates: i, f, g, o).
@@ -216,7 +223,7 @@ impl HostStepper {
                 *v *= 2.0;
             }
         }
-        let _ = self.gates.view(self.b, g4).sigmoid_();
+        let _ = self.gates.view_mut(self.b, g4).sigmoid_();
         let (gates, h) = (self.gates.as_slice(), self.h.as_mut());
         for ((g, c), h) in gates.chunks_exact(g4).zip(self.c.chunks_exact_mut(hid)).zip(h.chunks_exact_mut(hid)) {
             let (gi, rest) = g.split_at(hid);
@@ -226,7 +233,7 @@ impl HostStepper {
                 *h = *c * 2.0;
             }
         }
-        let _ = self.h.view(self.b, hid).sigmoid_();
+        let _ = self.h.view_mut(self.b, hid).sigmoid_();
         let (gates, h) = (self.gates.as_slice(), self.h.as_mut());
         for (g, h) in gates.chunks_exact(g4).zip(h.chunks_exact_mut(hid)) {
             for (&o, h) in g[3 * hid..].iter().zip(h.iter_mut()) {
