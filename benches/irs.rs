@@ -224,8 +224,15 @@ impl Ours {
         self.rollouts(&net, 30, &mut rng);
         let rollout_rate = 30.0 * B as f64 / t0.elapsed().as_secs_f64();
 
-        // The classifiers: warm-up 50, 1,000 timed updates; then 1,000 Δr evaluations.
-        let cvs = nn::VarStore::new(cpu);
+        let (clf_rate, dr_rate) = self.history_classifiers(1000);
+        let (state_clf_rate, state_dr_rate) = self.state_classifiers(1000);
+        [train_rate, rollout_rate, clf_rate, dr_rate, state_clf_rate, state_dr_rate]
+    }
+
+    /// The default classifiers (their own LSTM encoder of the history): updates/s over `n`
+    /// updates after 50, then Δr evaluations/s over `n` after 20.
+    fn history_classifiers(&self, n: usize) -> (f64, f64) {
+        let cvs = nn::VarStore::new(tch::Device::Cpu);
         let clf = DynClf::new(&cvs.root(), DIM, 32, 0);
         let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -238,22 +245,19 @@ impl Ours {
                 k += 1;
             }
         };
-        let clf_rate = rate(update, 50, 1000);
+        let clf_rate = rate(update, 50, n);
         let (a, r) = &self.block;
         let eval = |n: usize| {
             for _ in 0..n {
-                let dr = clf.delta_r(&self.items.items, a, r);
-                std::hint::black_box(&dr);
+                let _ = std::hint::black_box(clf.delta_r(&self.items.items, a, r));
             }
         };
-        let dr_rate = rate(eval, 20, 1000);
-        let (state_clf_rate, state_dr_rate) = self.state_classifiers();
-        [train_rate, rollout_rate, clf_rate, dr_rate, state_clf_rate, state_dr_rate]
+        (clf_rate, rate(eval, 20, n))
     }
 
     /// The classifiers on given states (`delta_r_estimator: state_classifiers`): updates/s and
-    /// Δr evaluations/s, as for the history classifiers above.
-    fn state_classifiers(&self) -> (f64, f64) {
+    /// Δr evaluations/s, as [`Ours::history_classifiers`] times them.
+    fn state_classifiers(&self, n: usize) -> (f64, f64) {
         let cvs = nn::VarStore::new(tch::Device::Cpu);
         let clf = StateClf::new(&cvs.root(), 128, DIM, 32);
         let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
@@ -270,7 +274,7 @@ impl Ours {
                 k += 1;
             }
         };
-        let clf_rate = rate(update, 50, 1000);
+        let clf_rate = rate(update, 50, n);
         let (s, a) = &self.given.block;
         let block = Transitions { states: s, actions: a, items };
         let eval = |n: usize| {
@@ -278,7 +282,7 @@ impl Ours {
                 let _ = std::hint::black_box(clf.delta_r(&block));
             }
         };
-        (clf_rate, rate(eval, 20, 1000))
+        (clf_rate, rate(eval, 20, n))
     }
 }
 
@@ -300,29 +304,14 @@ fn profile_rollout(ours: &Ours) {
     println!("rollout: {:.0} episodes/s", 3000.0 * B as f64 / t0.elapsed().as_secs_f64());
 }
 
-/// One round of the reference scripts at `threads`: the same four rates, from their JSON.
 /// `S2R_BENCH_PROFILE=classifier`: only the classifier update and the Δr evaluation (10,000 each
 /// at 1 thread), for a profiler attached to the process.
 fn profile_classifier(ours: &Ours) {
-    let cvs = nn::VarStore::new(tch::Device::Cpu);
-    let clf = DynClf::new(&cvs.root(), DIM, 32, 0);
-    let mut copt = nn::Adam::default().build(&cvs, 3e-4).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let t0 = Instant::now();
-    for k in 0..10_000 {
-        let (s, r) = &ours.clf_batches[k % ours.clf_batches.len()];
-        let (loss, _, _) = clf.loss((&ours.items.items, s), (&ours.items.items, r), 1.0, &mut rng);
-        copt.backward_step(&loss);
-    }
-    println!("classifier update: {:.0} updates/s", 10_000.0 / t0.elapsed().as_secs_f64());
-    let (a, r) = &ours.block;
-    let t0 = Instant::now();
-    for _ in 0..10_000 {
-        let _ = std::hint::black_box(clf.delta_r(&ours.items.items, a, r));
-    }
-    println!("Δr evaluation: {:.0} evaluations/s", 10_000.0 / t0.elapsed().as_secs_f64());
+    let (u, d) = ours.history_classifiers(10_000);
+    println!("classifier update: {u:.0} updates/s\nΔr evaluation: {d:.0} evaluations/s");
 }
 
+/// One round of the reference scripts at `threads`: the same four rates, from their JSON.
 fn reference(py: &str, dir: &std::path::Path, threads: usize) -> Result<[f64; 4], String> {
     let run = |script: &str| -> Result<serde_json::Value, String> {
         let out = Command::new(py)
@@ -365,7 +354,7 @@ fn main() {
         Ok("states") => {
             tch::set_num_threads(1);
             for _ in 0..20 {
-                let (u, d) = ours.state_classifiers();
+                let (u, d) = ours.state_classifiers(1000);
                 println!("on given states: {u:.0} updates/s, {d:.0} Δr evaluations/s");
             }
             return;

@@ -143,11 +143,6 @@ impl QNet {
         Tensor::cat(&[zero, out], 1)
     }
 
-    /// The LSTM width.
-    pub fn lstm_hidden(&self) -> i64 {
-        self.g.ws.size()[1]
-    }
-
     /// What a rollout over `dom` needs of the network, folded once for the whole rollout (the
     /// weights do not change within one). Call it without gradient.
     pub fn stepper(&self, dom: &Domain) -> Stepper {
