@@ -56,6 +56,12 @@ const PARAMS: &[ParamDoc] = &[
         help: "Q gets π(s)·p_a: p_a = the item's standardised ln(1 + ratings) in its pool's training ratings (`sim`, `real_train`), π learnt from the state (replays only)",
     },
     ParamDoc {
+        name: "popularity_per_pool",
+        ty: "boolean",
+        default: Some("false (left out of the key)"),
+        help: "with `popularity`: the real pool has its own π, which only the real-log batches train (with `real_negatives`, they say which real items go unrated); false: one π for both pools",
+    },
+    ParamDoc {
         name: "item_bias_lr",
         ty: "number > 0",
         default: Some("lr"),
@@ -217,7 +223,7 @@ impl Stage for IrsTrain {
     fn outputs(&self) -> &'static [OutputDoc] {
         &[
             OutputDoc { name: "weights", help: "safetensors of the Q network" },
-            OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha (and popularity = 1 when on)" },
+            OutputDoc { name: "model", help: "key, value: hidden, dim, item_bias, session_len, rating_max, reward_scale, reward_offset, real_sessions, alpha (and popularity = 1, popularity_per_pool = 1 when on)" },
             OutputDoc {
                 name: "curves",
                 help: "iteration, td_loss, sim_reward, epsilon, clf_loss, acc_sa, acc_sas, dr_mean, dr_std, dom_loss; in \

@@ -119,6 +119,10 @@ pub struct TrainConfig {
     /// function of the state learnt with the rest (replays only; not serialised when off).
     #[serde(default, deserialize_with = "default_if_null", skip_serializing_if = "is_default")]
     pub popularity: bool,
+    /// With `popularity`: the real pool gets its own π, trained by the real-log batches only
+    /// (else one π, learnt mostly in the simulator, serves both pools; not serialised when off).
+    #[serde(default, deserialize_with = "default_if_null", skip_serializing_if = "is_default")]
+    pub popularity_per_pool: bool,
     /// How the real-log batches' TD targets value the next state.
     #[serde(default = "d_real_bootstrap")]
     pub real_bootstrap: Bootstrap,
@@ -288,6 +292,12 @@ impl TrainConfig {
             return Err("`clf_recent` is for the history classifiers; `delta_r_estimator: state_classifiers` sees \
                         the Q-network's state, which already holds the recent items"
                 .into());
+        }
+        if p.popularity_per_pool && !p.popularity {
+            return Err(
+                "`popularity_per_pool` gives the real pool its own π of the popularity term: set `popularity: true`"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -263,7 +263,7 @@ mod tests {
         tch::manual_seed(6);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (16i64, 32i64, 50i64, 8usize, 6usize);
-        let net = random_net(&vs, d, h, ItemBias { sim: Some(n), real: None, popularity: false }, 0.4);
+        let net = random_net(&vs, d, h, ItemBias { sim: Some(n), real: None, ..Default::default() }, 0.4);
         let dom = Domain::raw(Tensor::randn([n, d], (Kind::Float, cpu)), Side::Sim);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut host = tch::no_grad(|| HostStepper::new(net.stepper(&dom), b));
@@ -305,7 +305,13 @@ mod tests {
         tch::manual_seed(4);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (6i64, 10i64, 9i64, 4i64, 5i64);
-        let net = random_net(&vs, d, h, ItemBias { sim: None, real: Some(n), popularity: true }, 0.5);
+        let net = random_net(
+            &vs,
+            d,
+            h,
+            ItemBias { sim: None, real: Some(n), popularity: true, popularity_per_pool: false },
+            0.5,
+        );
         let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
         let items = Tensor::randn([n, d], (Kind::Float, cpu));
         let dom = Domain::raw(items.shallow_clone(), Side::Real).with_pop(Some(p));

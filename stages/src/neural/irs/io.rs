@@ -57,6 +57,8 @@ pub struct ModelMeta {
     pub item_bias: bool,
     /// Whether Q has the popularity term (the real pool's `pop` is a column of `real_item_vecs`).
     pub popularity: bool,
+    /// Whether the real pool has its own π (`pop_real` in the weights).
+    pub popularity_per_pool: bool,
     /// Session length T.
     pub session_len: usize,
     /// y_max of the reward map.
@@ -87,6 +89,9 @@ impl ModelMeta {
             // Written only when on, so a model without the term keeps the table it had before.
             rows.push(("popularity", 1.0));
         }
+        if self.popularity_per_pool {
+            rows.push(("popularity_per_pool", 1.0));
+        }
         batch(vec![
             ("key", Arc::new(StringArray::from(rows.iter().map(|m| m.0).collect::<Vec<_>>()))),
             ("value", Arc::new(Float64Array::from(rows.iter().map(|m| m.1).collect::<Vec<_>>()))),
@@ -113,6 +118,7 @@ impl ModelMeta {
             reward,
             item_bias: get("item_bias").is_ok_and(|v| v != 0.0),
             popularity: get("popularity").is_ok_and(|v| v != 0.0),
+            popularity_per_pool: get("popularity_per_pool").is_ok_and(|v| v != 0.0),
             hidden: get("hidden")? as i64,
             dim: get("dim")? as i64,
             session_len: get("session_len")? as usize,
@@ -281,6 +287,7 @@ pub fn run_train(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outp
         dim: sim.items.size()[1],
         item_bias: p.item_bias,
         popularity: p.popularity,
+        popularity_per_pool: p.popularity_per_pool,
         session_len: p.session_len,
         rating_max: y_max,
         reward: p.reward,
@@ -343,6 +350,7 @@ fn train_options(
         item_bias: p.item_bias,
         item_bias_lr: p.item_bias_lr.unwrap_or(p.lr),
         popularity: p.popularity,
+        popularity_per_pool: p.popularity_per_pool,
         real_bootstrap: p.real_bootstrap,
         real_conservative: p.real_conservative,
         real_negatives,
@@ -466,7 +474,7 @@ fn online_sessions(net: &QNet, dom: &Domain, world: &World, pop: Population) -> 
 /// sessions, validation is online with the world's validation users.
 fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
-    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs || p.popularity {
+    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs || p.popularity || p.popularity_per_pool {
         return Err(StageError::Input(
             "`real_negatives`, `popularity` and `clf_sim_data: logs` are replay options (they count or sample rated \
              items); a world's users answer every item"
@@ -546,6 +554,7 @@ fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Ou
         dim: sim.items.size()[1],
         item_bias: p.item_bias,
         popularity: false,
+        popularity_per_pool: false,
         session_len: p.session_len,
         rating_max: 1.0,
         reward: RewardMap::Normalized,
@@ -566,7 +575,12 @@ pub fn run_eval(ctx: &Context, inputs: &Inputs, p: &EvalConfig) -> Result<Output
     let meta = ModelMeta::from_table(inputs.table("model")?)?;
     let (hidden, t, y_max) = (meta.hidden, meta.session_len, meta.rating_max);
     let mut vs = nn::VarStore::new(device);
-    let bias = ItemBias { sim: None, real: meta.item_bias.then_some(real.n_items), popularity: meta.popularity };
+    let bias = ItemBias {
+        sim: None,
+        real: meta.item_bias.then_some(real.n_items),
+        popularity: meta.popularity,
+        popularity_per_pool: meta.popularity_per_pool,
+    };
     let real = if meta.popularity {
         let t = inputs.table("real_item_vecs")?;
         let pop = column::<Float32Array>(t, "real_item_vecs", "pop")?;

@@ -8,7 +8,8 @@
 //! is worth, and when in a session" to the real pool: π is learnt in the simulator, where serving
 //! unrated items costs, and p_a is counted in each pool's own ratings, so it needs no transfer of
 //! item identities. Off by default (README, "DQN-R and popularity": it helps where the item
-//! vectors transfer little, and not enough to reach most-popular on the anime sample).
+//! vectors transfer little, and not enough to reach most-popular on the anime sample). With
+//! `popularity_per_pool` the real pool has its own π, which only the real-log batches train.
 //!
 //! The item term can only transfer what the two domains' vectors share, and the vectors come from
 //! two SVDs whose bases agree at best in the leading direction. A per-item bias of the real pool
@@ -35,6 +36,15 @@ pub struct ItemBias {
     pub real: Option<i64>,
     /// The popularity term (each domain then carries its items' `pop`).
     pub popularity: bool,
+    /// With the popularity term: the real pool has its own π (`pop_real`), which only the
+    /// real-log batches train; else one π serves both pools.
+    pub popularity_per_pool: bool,
+}
+
+/// A linear layer that starts at zero (weights and bias): π, so that the network begins as one
+/// without the popularity term.
+fn zero_linear() -> nn::LinearConfig {
+    nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true }
 }
 
 /// The Q network.
@@ -48,8 +58,11 @@ pub struct QNet {
     b: Tensor,
     b_sim: Option<Tensor>,
     b_real: Option<Tensor>,
-    /// π: the state → the weight of the items' popularity.
+    /// π: the state → the weight of the items' popularity (of both pools, or of the sim pool
+    /// when the real one has its own).
     pop: Option<nn::Linear>,
+    /// The real pool's own π (`popularity_per_pool`).
+    pop_real: Option<nn::Linear>,
 }
 
 impl QNet {
@@ -69,11 +82,9 @@ impl QNet {
             b: p.zeros("b", &[1]),
             b_sim: bias.sim.map(|n| p.set_group(BIAS_GROUP).zeros("b_sim", &[n])),
             b_real: bias.real.map(|n| p.set_group(BIAS_GROUP).zeros("b_real", &[n])),
-            pop: bias.popularity.then(|| {
-                let zero =
-                    nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true };
-                nn::linear(p / "pop", hidden, 1, zero)
-            }),
+            pop: bias.popularity.then(|| nn::linear(p / "pop", hidden, 1, zero_linear())),
+            pop_real: (bias.popularity && bias.popularity_per_pool)
+                .then(|| nn::linear(p / "pop_real", hidden, 1, zero_linear())),
         }
     }
 
@@ -123,7 +134,11 @@ impl QNet {
     /// π and the items' popularity of `dom`, if the network has the term. A network with it needs
     /// a domain that carries `pop` (the trainer and `irs.eval` attach it).
     fn popularity<'a>(&'a self, dom: &'a Domain) -> Option<(&'a nn::Linear, &'a Tensor)> {
-        self.pop.as_ref().map(|pi| (pi, dom.pop.as_ref().expect("a Q with a popularity term needs the pool's `pop`")))
+        let pi = match (dom.side, &self.pop_real) {
+            (Side::Real, Some(pi)) => Some(pi),
+            _ => self.pop.as_ref(),
+        };
+        pi.map(|pi| (pi, dom.pop.as_ref().expect("a Q with a popularity term needs the pool's `pop`")))
     }
 
     /// The per-item bias of `dom`'s pool, if the network has one.
@@ -316,7 +331,7 @@ mod tests {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (6i64, 10i64, 9i64, 4i64, 5i64);
-        let bias = ItemBias { sim: None, real: Some(n), popularity: true };
+        let bias = ItemBias { sim: None, real: Some(n), popularity: true, popularity_per_pool: false };
         let net = QNet::new(&vs.root(), d, h, bias);
         // The biases and π start at 0; away from it, so they are part of what is compared.
         tch::no_grad(|| {

@@ -48,6 +48,8 @@ pub struct TrainOptions {
     pub item_bias_lr: f64,
     /// The popularity term π(s)·p_a in Q (both domains then carry `pop`).
     pub popularity: bool,
+    /// With it, the real pool's own π, trained by the real-log batches only.
+    pub popularity_per_pool: bool,
     /// How the real-log batches' TD targets value the next state.
     pub real_bootstrap: Bootstrap,
     /// Weight of the conservative (CQL) term on real-log batches (0 = none).
@@ -326,9 +328,14 @@ pub fn train(
     let cpu = tch::Device::Cpu;
     let (mut vs, mut tvs, mut cvs) = (nn::VarStore::new(cpu), nn::VarStore::new(cpu), nn::VarStore::new(cpu));
     let bias = if o.item_bias {
-        ItemBias { sim: Some(sim.n_items), real: real.map(|r| r.0.n_items), popularity: o.popularity }
+        ItemBias {
+            sim: Some(sim.n_items),
+            real: real.map(|r| r.0.n_items),
+            popularity: o.popularity,
+            popularity_per_pool: o.popularity_per_pool,
+        }
     } else {
-        ItemBias { popularity: o.popularity, ..Default::default() }
+        ItemBias { popularity: o.popularity, popularity_per_pool: o.popularity_per_pool, ..Default::default() }
     };
     if o.popularity && (sim.pop.is_none() || real.is_some_and(|r| r.0.pop.is_none())) {
         return Err(StageError::Input("the popularity term needs each pool's item popularity".into()));
@@ -532,6 +539,7 @@ mod tests {
             item_bias: true,
             item_bias_lr: 1e-2,
             popularity: false,
+            popularity_per_pool: false,
             real_bootstrap: Bootstrap::Logged,
             real_conservative: 1.0,
             real_negatives: None,
