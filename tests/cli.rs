@@ -571,6 +571,49 @@ fn every_shipped_pipeline_plans() {
     assert!(planned.len() >= 10 && planned.iter().any(|n| n == "study-popularity.yaml"), "{planned:?}");
 }
 
+/// A model with the popularity term and the real pool's own π goes from `irs.train` to
+/// `irs.eval`: the model table says so, the weights load into a network of that shape, and the
+/// evaluation scores every test user.
+#[test]
+fn a_model_with_the_real_pools_own_pi_is_evaluated() {
+    let t = Test::new();
+    let pipeline = util::repo_root().join("pipelines/quickstart.yaml");
+    let p = pipeline.to_str().unwrap();
+    let data = format!("data={}", util::repo_root().join("data/ml-latest-small").display());
+    let sets = [
+        data.as_str(),
+        "dim=8",
+        "iterations=30",
+        "seeds=[1]",
+        "dqn_r.popularity=true",
+        "dqn_r.popularity_per_pool=true",
+        "dqn_r.real_negatives=2",
+    ];
+    let mut args = vec!["run", p, "test_dqn_r[*]"];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let run = t.run(&args);
+    if !cfg!(feature = "torch") {
+        return;
+    }
+    run.success();
+    let cat = |a: &str| {
+        let mut args = vec!["cat", p, a, "--format", "csv"];
+        for s in &sets {
+            args.extend(["--set", s]);
+        }
+        t.run(&args).success().stdout
+    };
+    let model = cat("dqn_r[seed=1].model");
+    assert!(model.contains("popularity,1") && model.contains("popularity_per_pool,1"), "{model}");
+    let summary = cat("test_dqn_r[seed=1].summary");
+    let row: Vec<&str> = summary.lines().nth(1).unwrap().split(',').collect();
+    let users: usize = row[1].parse().unwrap();
+    let reward: f64 = row[2].parse().unwrap();
+    assert!(users > 100 && reward.is_finite() && (-1.0..=1.0).contains(&reward), "{summary}");
+}
+
 /// Runs the shipped `pipelines/NAME` with `--set`s: the run, its stdout and the stage statuses.
 fn run_shipped(t: &Test, name: &str, sets: &[&str]) -> (Done, String, std::collections::BTreeMap<String, String>) {
     let pipeline = util::repo_root().join("pipelines").join(name);

@@ -325,6 +325,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_real_pools_own_pi_needs_the_popularity_term() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<TrainConfig>(v).unwrap();
+        let alone = parse(serde_json::json!({"method": "dqn_r", "popularity_per_pool": true}));
+        assert!(alone.check().unwrap_err().contains("popularity: true"));
+        let both = parse(serde_json::json!({"method": "dqn_r", "popularity": true, "popularity_per_pool": true}));
+        assert!(both.check().is_ok());
+        // Off, it stays out of the serialised params (the cache keys of models without it).
+        let off = serde_json::to_value(parse(serde_json::json!({"method": "dqn_r"}))).unwrap();
+        assert!(off.get("popularity_per_pool").is_none(), "{off}");
+    }
+
+    #[test]
     fn the_state_classifiers_parse_and_refuse_recent_items() {
         let parse = |extra: serde_json::Value| {
             let mut v = serde_json::json!({"method": "s2r_no_rep", "delta_r_estimator": "state_classifiers"});

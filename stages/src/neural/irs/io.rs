@@ -474,7 +474,7 @@ fn online_sessions(net: &QNet, dom: &Domain, world: &World, pop: Population) -> 
 /// sessions, validation is online with the world's validation users.
 fn run_train_world(ctx: &Context, inputs: &Inputs, p: &TrainConfig) -> Result<Outputs, StageError> {
     let device = tch_device(ctx.device());
-    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs || p.popularity || p.popularity_per_pool {
+    if p.real_negatives > 0 || p.clf_sim_data == ClfSimData::Logs || p.popularity {
         return Err(StageError::Input(
             "`real_negatives`, `popularity` and `clf_sim_data: logs` are replay options (they count or sample rated \
              items); a world's users answer every item"

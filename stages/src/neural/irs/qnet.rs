@@ -322,6 +322,44 @@ mod tests {
     }
 
     #[test]
+    fn with_popularity_per_pool_each_pool_reads_its_own_pi() {
+        use crate::neural::irs::episode::{popularity, Side};
+        let cpu = tch::Device::Cpu;
+        tch::manual_seed(8);
+        let vs = nn::VarStore::new(cpu);
+        let (d, h, n, b, t) = (6i64, 10i64, 9i64, 3i64, 4i64);
+        let bias = ItemBias { popularity: true, popularity_per_pool: true, ..Default::default() };
+        let net = QNet::new(&vs.root(), d, h, bias);
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("pop") {
+                    v.copy_(&Tensor::randn_like(&v));
+                }
+            }
+        });
+        let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
+        let items = Tensor::randn([n, d], (Kind::Float, cpu));
+        let hs = Tensor::randn([b, t, h], (Kind::Float, cpu));
+        tch::no_grad(|| {
+            for (side, pi) in [(Side::Sim, &net.pop), (Side::Real, &net.pop_real)] {
+                let dom = Domain::raw(items.shallow_clone(), side).with_pop(Some(p.shallow_clone()));
+                let full = net.q(&hs, &dom);
+                let rest = net.g.forward(&hs).matmul(&net.item_proj(&dom).tr()) + &net.b;
+                let term = pi.as_ref().unwrap().forward(&hs) * &p;
+                assert!((&full - &rest - term).abs().max().double_value(&[]) < 1e-5, "{side:?}");
+                // The rollout's folded network reads the same π.
+                let h0 = hs.select(1, 0).contiguous();
+                let out = Tensor::empty([b, n], (Kind::Float, cpu));
+                net.stepper(&dom).q_into(&h0, &out);
+                assert!((&out - full.select(1, 0)).abs().max().double_value(&[]) < 1e-5, "{side:?}");
+            }
+            // The two π differ, so the two pools' terms do.
+            let (a, c) = (net.pop.as_ref().unwrap(), net.pop_real.as_ref().unwrap());
+            assert!((&a.ws - &c.ws).abs().max().double_value(&[]) > 0.1);
+        });
+    }
+
+    #[test]
     fn the_stepper_equals_the_sequence_kernel_and_q() {
         // The rollout steps the LSTM and reads Q through `QNet::stepper`; training unrolls the
         // LSTM with `QNet::states` and reads Q with `q_with`. Both must be the same function of
