@@ -329,14 +329,8 @@ mod tests {
         let vs = nn::VarStore::new(cpu);
         let (d, h, n, b, t) = (6i64, 10i64, 9i64, 3i64, 4i64);
         let bias = ItemBias { popularity: true, popularity_per_pool: true, ..Default::default() };
-        let net = QNet::new(&vs.root(), d, h, bias);
-        tch::no_grad(|| {
-            for (name, mut v) in vs.variables() {
-                if name.starts_with("pop") {
-                    v.copy_(&Tensor::randn_like(&v));
-                }
-            }
-        });
+        // Both π start at 0; drawn away from it (with the rest), so each pool's term is compared.
+        let net = testing::random_net(&vs, d, h, bias, 0.5);
         let p = Tensor::from_slice(&popularity(&[0, 1, 2, 3, 5, 8, 13, 21, 34]));
         let items = Tensor::randn([n, d], (Kind::Float, cpu));
         let hs = Tensor::randn([b, t, h], (Kind::Float, cpu));
